@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hazelog's checks and lab need, only those missing.
+# Why each: libsystemd-dev + pkg-config build systemd-python; a JRE runs Hazelcast members;
+# maven fetches the Hazelcast jar; systemd-container + debootstrap make the lab; vagrant
+# validates the Vagrantfile; wrk drives the benchmark.
+set -euo pipefail
+
+packages=(libsystemd-dev pkg-config maven systemd-container debootstrap vagrant wrk
+          openssh-client iproute2 rsync)
+command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-deps: missing Debian packages: ${missing[*]}" >&2
+    echo "system-deps: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
