@@ -1,0 +1,1 @@
+"""Pieces every hazelog Sanic service shares: JSON errors, body checks, systemd glue."""
