@@ -46,9 +46,11 @@ class Readiness:
     def problem(self) -> str | None:
         if not self.listening:
             return "server is not listening yet"
-        if not self._resources.is_set():
-            return "service is still starting"
-        return self.check()
+        # The service's own reason (e.g. "not connected to the cluster") says the most.
+        problem = self.check()
+        if problem is None and not self._resources.is_set():
+            problem = "service is still starting"
+        return problem
 
 
 def readiness(app: App) -> Readiness:

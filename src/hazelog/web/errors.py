@@ -32,7 +32,13 @@ def error_body(error: str, detail: str) -> dict[str, str]:
     return {"error": error, "detail": detail}
 
 
+# Codes whose HTTP phrase is long-winded or dated.
+SHORT_CODES = {413: "payload_too_large", 500: "internal_error", 503: "unavailable"}
+
+
 def _short_code(status: int) -> str:
+    if status in SHORT_CODES:
+        return SHORT_CODES[status]
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -49,7 +55,16 @@ class JsonErrorHandler(ErrorHandler):
             # Sanic puts e.g. the Allow header of a 405 on the exception.
             headers = dict(getattr(exception, "headers", None) or {})
             if status >= 500:
-                log.error("%s %s -> %d: %s", request.method, request.path, status, detail)
+                # An ApiError 5xx is an expected state (e.g. cluster away), not a bug.
+                level = logging.WARNING if isinstance(exception, ApiError) else logging.ERROR
+                log.log(
+                    level,
+                    "%s %s -> %d: %s",
+                    request.method,
+                    request.path,
+                    status,
+                    detail,
+                )
             return json(error_body(code, detail), status=status, headers=headers)
         log.error(
             "unhandled error on %s %s",

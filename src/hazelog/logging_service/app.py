@@ -1,0 +1,140 @@
+"""A logging instance: stores messages in the Hazelcast map, idempotent by UUID, and logs
+each one it receives (journal fields UUID and PORT under systemd)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid as uuidlib
+from typing import Any
+
+from hazelcast.errors import HazelcastError
+from sanic import Request
+from sanic.response import HTTPResponse, json
+
+from hazelog.config import LoggingConfig
+from hazelog.logging_service.store import (
+    MessageStore,
+    StoredMessage,
+    StoreOpener,
+    open_hazelcast_store,
+)
+from hazelog.web.app import App, build_app, readiness
+from hazelog.web.body import read_json_object, require_message
+from hazelog.web.errors import ApiError
+
+log = logging.getLogger("hazelog.logging")
+
+FIELDS = {"uuid", "msg", "accepted_at"}
+RECONNECT_PAUSE = 2.0  # seconds between attempts when opening the client fails outright
+MAX_ACCEPTED_AT = 2**63 - 1  # ns since the epoch; also what a Java long holds
+
+
+def parse_message(data: dict[str, Any]) -> StoredMessage:
+    """Validate a POST body; everything is checked before anything is stored."""
+    unknown = set(data) - FIELDS
+    if unknown:
+        raise ApiError(400, "invalid_shape", f"unknown fields: {', '.join(sorted(unknown))}")
+    raw_uuid = data.get("uuid")
+    if not isinstance(raw_uuid, str):
+        raise ApiError(400, "invalid_uuid", "uuid must be a UUID string")
+    try:
+        canonical = str(uuidlib.UUID(raw_uuid))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_uuid", f"uuid is not a UUID: {raw_uuid!r}") from exc
+    msg = require_message(data.get("msg"))
+    accepted_at = data.get("accepted_at")
+    if accepted_at is None:
+        accepted_at = time.time_ns()
+    elif (
+        isinstance(accepted_at, bool)
+        or not isinstance(accepted_at, int)
+        or not 0 <= accepted_at <= MAX_ACCEPTED_AT
+    ):
+        raise ApiError(400, "invalid_shape", "accepted_at must be an integer (ns since epoch)")
+    return StoredMessage(uuid=canonical, msg=msg, accepted_at=accepted_at)
+
+
+def _store(app: App) -> MessageStore:
+    store: MessageStore | None = app.ctx.store
+    problem = "not connected to the hazelcast cluster yet" if store is None else store.problem()
+    if store is None or problem is not None:
+        raise ApiError(503, "not_ready", problem or "store unavailable")
+    return store
+
+
+def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_store) -> App:
+    app = build_app("hazelog-logging", config)
+    app.ctx.store = None
+    app.ctx.connecting = None
+
+    def store_problem() -> str | None:
+        store: MessageStore | None = app.ctx.store
+        return "not connected to the hazelcast cluster yet" if store is None else store.problem()
+
+    readiness(app).check = store_problem
+
+    async def connect() -> None:
+        # In the background, so /health answers and /ready says why while the cluster is away.
+        while True:
+            try:
+                app.ctx.store = await open_store(config)
+            except Exception as exc:
+                log.warning("cannot open the hazelcast client (%s); retrying", exc)
+                await asyncio.sleep(RECONNECT_PAUSE)
+                continue
+            log.info("connected to cluster %r via %s", config.cluster_name, config.members)
+            readiness(app).mark_resources_ready()
+            return
+
+    @app.before_server_start
+    async def open_resources(app: App) -> None:
+        app.ctx.connecting = asyncio.create_task(connect())
+
+    @app.after_server_stop
+    async def close_resources(app: App) -> None:
+        task: asyncio.Task[None] | None = app.ctx.connecting
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        store: MessageStore | None = app.ctx.store
+        if store is not None:
+            app.ctx.store = None
+            await store.close()
+
+    @app.post("/")
+    async def receive(request: Request) -> HTTPResponse:
+        message = parse_message(read_json_object(request, config.max_body_bytes))
+        store = _store(app)
+        try:
+            previous = await store.put_if_absent(message)
+        except (HazelcastError, OSError) as exc:
+            log.warning("could not store %s: %s", message.uuid, exc)
+            raise ApiError(503, "store_unavailable", f"could not store: {exc}") from exc
+        log.info(
+            "received %s: %s",
+            message.uuid,
+            message.msg,
+            extra={"UUID": message.uuid, "PORT": config.port, "STORED": int(previous is None)},
+        )
+        if previous is None:
+            return json({"uuid": message.uuid, "stored": True}, status=201)
+        if previous.msg != message.msg:
+            raise ApiError(409, "uuid_conflict", f"{message.uuid} is stored with another msg")
+        return json({"uuid": message.uuid, "stored": False}, status=200)
+
+    @app.get("/")
+    async def list_messages(request: Request) -> HTTPResponse:
+        store = _store(app)
+        try:
+            messages = await store.all()
+        except (HazelcastError, OSError) as exc:
+            log.warning("could not read messages: %s", exc)
+            raise ApiError(503, "store_unavailable", f"could not read: {exc}") from exc
+        messages.sort(key=StoredMessage.sort_key)
+        return json({"messages": [m.as_json() for m in messages]})
+
+    return app
