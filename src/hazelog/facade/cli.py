@@ -1,11 +1,45 @@
-"""CLI for `hazelog facade` (placeholder until implemented)."""
+"""`hazelog facade`: run the facade service."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from hazelog.config import FacadeConfig
+from hazelog.web.app import serve
+from hazelog.web.cli_support import config_option, host_option, load_or_fail, port_option
+from hazelog.web.logs import setup_logging
 
 
 @click.command(name="facade")
-def facade() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("hazelog facade: not implemented yet")
+@config_option
+@host_option
+@port_option
+@click.option(
+    "--logging-url",
+    "logging_urls",
+    multiple=True,
+    metavar="URL",
+    help="Logging instance base URL (repeatable).",
+)
+@click.option("--messages-url", default=None, metavar="URL", help="Messages service URL.")
+def facade(
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    logging_urls: tuple[str, ...],
+    messages_url: str | None,
+) -> None:
+    """Run the facade: accepts messages and reads them back."""
+    overrides = {
+        "host": host,
+        "port": port,
+        "logging_urls": logging_urls,
+        "messages_url": messages_url,
+    }
+    config = load_or_fail(FacadeConfig, config_path, overrides)
+    setup_logging(f"hazelog-facade-{config.port}")
+    from hazelog.facade.app import create_app
+
+    serve(create_app(config))

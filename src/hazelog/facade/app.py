@@ -1,0 +1,136 @@
+"""The facade: takes messages from clients, stores each through one logging instance (with
+failover), and reads them back together with the messages service's text."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid as uuidlib
+from typing import Any
+
+import aiohttp
+from sanic import Request
+from sanic.response import HTTPResponse, json, text
+
+from hazelog.config import FacadeConfig
+from hazelog.facade.backends import Rejection, get_messages, get_text, post_message
+from hazelog.facade.failover import (
+    BackendFailure,
+    Clock,
+    InstancePool,
+    NoInstanceAvailable,
+    call_with_failover,
+)
+from hazelog.web.app import App, build_app, readiness
+from hazelog.web.body import is_json, read_json_object, read_text, require_message
+from hazelog.web.errors import ApiError
+
+log = logging.getLogger("hazelog.facade")
+
+WARNING_HEADER = "X-Hazelog-Warning"
+
+
+def message_from_request(request: Request, max_bytes: int) -> str:
+    """The message text: a JSON {"msg": ...} body, or else the body itself as text (curl -d
+    sends form-encoded, and that counts as text too)."""
+    if is_json(request):
+        data = read_json_object(request, max_bytes)
+        unknown = set(data) - {"msg"}
+        if unknown:
+            raise ApiError(400, "invalid_shape", f"unknown fields: {', '.join(sorted(unknown))}")
+        return require_message(data.get("msg"))
+    body = read_text(request, max_bytes)
+    # `echo msg | curl --data-binary @-` adds a newline that is no part of the message.
+    return require_message(body.removesuffix("\n").removesuffix("\r"), field="message")
+
+
+def unavailable(exc: NoInstanceAvailable) -> HTTPResponse:
+    return json(
+        {
+            "error": "no_logging_instance",
+            "detail": exc.detail,
+            "attempts": [a.as_json() for a in exc.attempts],
+        },
+        status=503,
+    )
+
+
+def create_app(
+    config: FacadeConfig, clock: Clock = time.monotonic, rng: random.Random | None = None
+) -> App:
+    app = build_app("hazelog-facade", config)
+    pool = InstancePool([str(u) for u in config.logging_urls], config.cooldown, clock, rng)
+    messages_url = str(config.messages_url)
+    app.ctx.pool = pool
+    app.ctx.session = None
+
+    def session() -> aiohttp.ClientSession:
+        value: aiohttp.ClientSession = app.ctx.session
+        return value
+
+    @app.before_server_start
+    async def open_resources(app: App) -> None:
+        app.ctx.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=config.request_timeout),
+            raise_for_status=False,
+        )
+        readiness(app).mark_resources_ready()
+
+    @app.after_server_stop
+    async def close_resources(app: App) -> None:
+        if app.ctx.session is not None:
+            await app.ctx.session.close()
+            app.ctx.session = None
+
+    @app.post("/")
+    async def accept(request: Request) -> HTTPResponse:
+        # Validate first: a rejected request never reaches a logging instance.
+        msg = message_from_request(request, config.max_body_bytes)
+        # One UUID and accept time per message, whichever instance ends up storing it.
+        payload = {"uuid": str(uuidlib.uuid4()), "msg": msg, "accepted_at": time.time_ns()}
+
+        async def store(url: str) -> Rejection | None:
+            return await post_message(session(), url, payload)
+
+        try:
+            rejection = await call_with_failover(pool, store, config.deadline)
+        except NoInstanceAvailable as exc:
+            log.warning("no logging instance stored %s: %s", payload["uuid"], exc.detail)
+            return unavailable(exc)
+        if rejection is not None:
+            return json(rejection.body, status=rejection.status)
+        return json({"uuid": payload["uuid"]}, status=201)
+
+    async def fetch_text() -> tuple[str | None, str | None]:
+        try:
+            return await get_text(session(), messages_url), None
+        except (BackendFailure, TimeoutError) as exc:
+            reason = str(exc) or "timed out"
+            log.warning("messages service %s unreachable: %s", messages_url, reason)
+            return None, f"messages service unreachable ({messages_url}): {reason}"
+
+    @app.get("/")
+    async def read_all(request: Request) -> HTTPResponse:
+        text_task = asyncio.create_task(fetch_text())
+
+        async def fetch(url: str) -> list[dict[str, Any]]:
+            return await get_messages(session(), url)
+
+        try:
+            messages = await call_with_failover(pool, fetch, config.deadline)
+        except NoInstanceAvailable as exc:
+            text_task.cancel()
+            return unavailable(exc)
+        service_text, warning = await text_task
+        warnings = [warning] if warning else []
+        if request.accept.match("text/plain", "application/json") == "application/json":
+            return json({"messages": messages, "text": service_text, "warnings": warnings})
+        lines = [m["msg"] for m in messages]
+        if service_text is not None:
+            lines.append(service_text)
+        headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
+        return text("".join(f"{line}\n" for line in lines), headers=headers)
+
+    return app

@@ -1,0 +1,95 @@
+"""The facade's HTTP calls to logging instances and the messages service (aiohttp).
+
+Each call turns a transport problem, a timeout or a 5xx into BackendFailure, the signal for
+failover; a 4xx on POST is the client's fault and comes back as a Rejection instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from hazelog.facade.failover import BackendFailure
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A logging instance refused the message itself (4xx): pass it on, do not fail over."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _read_json(response: aiohttp.ClientResponse) -> Any:
+    raw = await response.read()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackendFailure(f"HTTP {response.status} with a non-JSON body") from exc
+
+
+async def post_message(
+    session: aiohttp.ClientSession, url: str, payload: dict[str, Any]
+) -> Rejection | None:
+    """Store `payload` on one logging instance; None when stored (now or before)."""
+    # ensure_ascii=False keeps non-ASCII text at its UTF-8 size under the instance's limit.
+    data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    try:
+        async with session.post(
+            url, data=data, headers={"Content-Type": "application/json"}
+        ) as response:
+            if response.status >= 500:
+                raise BackendFailure(f"HTTP {response.status}")
+            if response.status in (200, 201):
+                return None
+            body = await _read_json(response)
+            if 400 <= response.status < 500:
+                if not isinstance(body, dict) or "error" not in body:
+                    body = {"error": "rejected", "detail": f"HTTP {response.status}"}
+                return Rejection(response.status, body)
+            raise BackendFailure(f"unexpected HTTP {response.status}")
+    except aiohttp.ClientError as exc:
+        raise BackendFailure(_describe(exc)) from exc
+
+
+def _valid_message(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("uuid"), str)
+        and isinstance(item.get("msg"), str)
+        and isinstance(item.get("accepted_at"), int)
+    )
+
+
+async def get_messages(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
+    """All messages from one logging instance, in its (accept-time) order."""
+    try:
+        async with session.get(url, headers={"Accept": "application/json"}) as response:
+            if response.status != 200:
+                raise BackendFailure(f"HTTP {response.status}")
+            body = await _read_json(response)
+    except aiohttp.ClientError as exc:
+        raise BackendFailure(_describe(exc)) from exc
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not all(_valid_message(m) for m in messages):
+        raise BackendFailure("response is not a message list")
+    return [{"uuid": m["uuid"], "msg": m["msg"], "accepted_at": m["accepted_at"]} for m in messages]
+
+
+async def get_text(session: aiohttp.ClientSession, url: str) -> str:
+    """The messages service's text."""
+    try:
+        async with session.get(url) as response:
+            if response.status != 200:
+                raise BackendFailure(f"HTTP {response.status}")
+            return await response.text(encoding="utf-8")
+    except (aiohttp.ClientError, UnicodeDecodeError) as exc:
+        raise BackendFailure(_describe(exc)) from exc

@@ -1,0 +1,111 @@
+"""Which logging instance to ask, and in what order: random among the healthy ones, then the
+ones cooling down after a failure (soonest back first), all within one overall deadline.
+
+No HTTP here: `call_with_failover` takes any coroutine function of a URL, so the policy is
+testable with plain fakes and an injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+Clock = Callable[[], float]
+T = TypeVar("T")
+
+log = logging.getLogger("hazelog.facade")
+
+
+class BackendFailure(Exception):
+    """An instance could not serve the request (connection error, timeout, 5xx, garbage);
+    the same request may be tried on another instance."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    url: str
+    error: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"url": self.url, "error": self.error}
+
+
+class NoInstanceAvailable(Exception):
+    def __init__(self, detail: str, attempts: Sequence[Attempt]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.attempts = list(attempts)
+
+
+class InstancePool:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        cooldown: float,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not urls:
+            raise ValueError("at least one logging instance is needed")
+        self.urls = list(dict.fromkeys(urls))
+        self.cooldown = cooldown
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._cooling_until: dict[str, float] = {}
+
+    def in_cooldown(self, url: str) -> bool:
+        return self._cooling_until.get(url, float("-inf")) > self._clock()
+
+    def order(self) -> list[str]:
+        """Healthy instances shuffled, then those in cooldown: never skipped outright, since
+        a cooling instance beats answering 503 when it is all there is."""
+        healthy = [url for url in self.urls if not self.in_cooldown(url)]
+        self._rng.shuffle(healthy)
+        cooling = sorted(
+            (url for url in self.urls if self.in_cooldown(url)),
+            key=lambda url: self._cooling_until[url],
+        )
+        return healthy + cooling
+
+    def mark_failed(self, url: str) -> None:
+        self._cooling_until[url] = self._clock() + self.cooldown
+
+    def mark_ok(self, url: str) -> None:
+        self._cooling_until.pop(url, None)
+
+
+async def call_with_failover(
+    pool: InstancePool, call: Callable[[str], Awaitable[T]], deadline: float
+) -> T:
+    """Return the first successful `call(url)`, trying each instance at most once.
+
+    BackendFailure or a timeout moves on to the next instance (and cools the failed one
+    down); any other exception is the caller's business and propagates at once.
+    """
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + deadline
+    attempts: list[Attempt] = []
+    for url in pool.order():
+        remaining = ends_at - loop.time()
+        if remaining <= 0:
+            raise NoInstanceAvailable(
+                f"deadline of {deadline:g}s exceeded after {len(attempts)} attempt(s)", attempts
+            )
+        try:
+            async with asyncio.timeout(remaining):
+                result = await call(url)
+        except BackendFailure as exc:
+            attempts.append(Attempt(url, str(exc)))
+        except TimeoutError:
+            attempts.append(Attempt(url, "timed out"))
+        else:
+            pool.mark_ok(url)
+            return result
+        pool.mark_failed(url)
+        log.warning("logging instance %s failed: %s", url, attempts[-1].error)
+    raise NoInstanceAvailable(f"all {len(attempts)} logging instance(s) failed", attempts)
