@@ -48,9 +48,12 @@ async def post_message(
         ) as response:
             if response.status >= 500:
                 raise BackendFailure(f"HTTP {response.status}")
-            if response.status in (200, 201):
-                return None
             body = await _read_json(response)
+            if response.status in (200, 201):
+                # Anything but our UUID back means we did not talk to a logging instance.
+                if not isinstance(body, dict) or body.get("uuid") != payload["uuid"]:
+                    raise BackendFailure(f"HTTP {response.status} without the message's uuid")
+                return None
             if 400 <= response.status < 500:
                 if not isinstance(body, dict) or "error" not in body:
                     body = {"error": "rejected", "detail": f"HTTP {response.status}"}
