@@ -23,15 +23,16 @@ TOOL_PACKAGES = {
 }
 
 
-def require_root(euid: Callable[[], int] = os.geteuid) -> None:
-    if euid() != 0:
+def require_root(euid: Callable[[], int] | None = None) -> None:
+    if (euid or os.geteuid)() != 0:
         raise LabError(
             "the lab needs root (it makes a bridge, mounts and machines): run it as root"
         )
 
 
-def require_tools(tools: Iterable[str], which: Callable[[str], str | None] = shutil.which) -> None:
-    missing = [tool for tool in tools if which(tool) is None]
+def require_tools(tools: Iterable[str], which: Callable[[str], str | None] | None = None) -> None:
+    find = which or shutil.which
+    missing = [tool for tool in tools if find(tool) is None]
     if not missing:
         return
     packages = sorted({TOOL_PACKAGES.get(tool, tool) for tool in missing})

@@ -77,7 +77,7 @@ def mounts_under(path: Path, mountinfo: str | None = None) -> list[Path]:
     """Mount points at or below `path`, deepest first (the order to unmount them)."""
     base = path.resolve() if path.exists() else path
     found = {p for p in mount_points(mountinfo) if p == base or base in p.parents}
-    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+    return sorted(found, key=lambda p: (-len(p.parts), str(p)))
 
 
 def is_mountpoint(path: Path) -> bool:
