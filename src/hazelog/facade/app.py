@@ -123,6 +123,9 @@ def create_app(
         except NoInstanceAvailable as exc:
             text_task.cancel()
             return unavailable(exc)
+        except BaseException:
+            text_task.cancel()  # never leave the concurrent fetch running behind us
+            raise
         service_text, warning = await text_task
         warnings = [warning] if warning else []
         if request.accept.match("text/plain", "application/json") == "application/json":
