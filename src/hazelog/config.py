@@ -38,6 +38,10 @@ class MessagesConfig(ServiceConfig):
 
 class LoggingConfig(ServiceConfig):
     port: Port = 20000
+    # The facade forwards a message of up to its own limit wrapped in JSON, where escaping
+    # can make every byte six ("\\u001f"): the instance must accept that much, or a message
+    # the facade accepted would bounce.
+    max_body_bytes: int = Field(default=8 * DEFAULT_MAX_BODY_BYTES, ge=1)
     cluster_name: str = "hazelog"
     map_name: str = "messages"
     # Own member first: the client connects there first and fails over to the rest.
