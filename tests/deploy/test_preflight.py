@@ -1,0 +1,117 @@
+"""site.yml's preflight stops a bad inventory before any host is touched, naming the variable.
+
+Runs ansible-playbook on the controller only (the preflight play targets localhost)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import require
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_INVENTORY = REPO / "inventory/lab/hosts.yml"
+ANSIBLE_PLAYBOOK = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin/ansible-playbook"
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def logging_host(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def get(inventory: dict[str, Any]) -> dict[str, Any]:
+        host: dict[str, Any] = inventory["all"]["children"]["logging"]["hosts"][name]
+        return host
+
+    return get
+
+
+def set_ports(name: str, value: object) -> Edit:
+    return lambda inv: logging_host(name)(inv).__setitem__("logging_ports", value)
+
+
+def drop_group(group: str) -> Edit:
+    return lambda inv: inv["all"]["children"].pop(group)
+
+
+def drop_ports(name: str) -> Edit:
+    return lambda inv: logging_host(name)(inv).pop("logging_ports")
+
+
+def member_port_collision(inv: dict[str, Any]) -> None:
+    # logging2 moves onto logging1's address with the port logging1's member listens on.
+    logging_host("logging2")(inv)["ansible_host"] = logging_host("logging1")(inv)["ansible_host"]
+    logging_host("logging2")(inv)["logging_ports"] = [21000]
+
+
+def run_preflight(tmp_path: Path, edit: Edit | None) -> subprocess.CompletedProcess[str]:
+    require(ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing (pip install -e '.[dev]')")
+    inventory = yaml.safe_load(LAB_INVENTORY.read_text(encoding="utf-8"))
+    bad = copy.deepcopy(inventory)
+    if edit is not None:
+        edit(bad)
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(path), "playbooks/preflight.yml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (drop_group("messages"), "Inventory group 'messages' is missing"),
+        (set_ports("logging2", [65000]), "logging_ports of logging2 is [65000]"),
+        (set_ports("logging2", [20001, 20001]), "logging_ports of logging2 is [20001, 20001]"),
+        (set_ports("logging2", "20001"), 'logging_ports of logging2 is "20001"'),
+        (set_ports("logging2", {"port": 20001}), "logging_ports of logging2 is {"),
+        (drop_ports("logging3"), 'logging_ports of logging3 is "undefined"'),
+        (member_port_collision, "192.168.77.21:21000"),
+    ],
+    ids=["missing-group", "out-of-range", "duplicate", "string", "mapping", "missing", "collision"],
+)
+def test_a_bad_inventory_stops_at_preflight_naming_the_variable(
+    tmp_path: Path, edit: Edit, expected: str
+) -> None:
+    result = run_preflight(tmp_path, edit)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0
+    assert expected in output, output[-2000:]
+
+
+def test_the_repository_inventory_passes_preflight(tmp_path: Path) -> None:
+    artifacts = REPO / ".cache/artifacts"
+    require(
+        (artifacts / "hazelcast-5.7.0.jar").exists()
+        and (artifacts / "wheelhouse/requirements.txt").exists(),
+        "no artifacts: run `make artifacts`",
+    )
+    result = run_preflight(tmp_path, None)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_the_vagrantfile_validates() -> None:
+    vagrant = shutil.which("vagrant")
+    require(vagrant is not None, "vagrant is not installed (apt-get install vagrant)")
+    assert vagrant is not None
+    result = subprocess.run(
+        [vagrant, "validate", "--ignore-provider"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
