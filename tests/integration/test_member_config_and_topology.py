@@ -1,0 +1,146 @@
+"""The member template and the topology builder, checked without starting anything (the
+other modules here start them for real)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hazelog.local.topology import Kind, Ports, build_topology
+from hazelog.member import JAVA_OPTIONS, member_command, render_member_config
+
+MEMBERS = ["10.0.0.1:21000", "10.0.0.2:21001", "10.0.0.3:21002"]
+
+
+def rendered(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "member_host": "10.0.0.2",
+        "member_port": 21001,
+        "members": MEMBERS,
+        "cluster_name": "lab-cluster",
+        "map_name": "messages",
+        "backup_count": 2,
+        "graceful_max_wait": 25,
+    }
+    values.update(overrides)
+    document = yaml.safe_load(render_member_config(**values))
+    config: dict[str, Any] = document["hazelcast"]
+    return config
+
+
+def test_member_config_carries_every_variable() -> None:
+    config = rendered()
+    network = config["network"]
+    assert config["cluster-name"] == "lab-cluster"
+    assert network["public-address"] == "10.0.0.2:21001"
+    assert network["port"] == {"port": 21001, "auto-increment": False}
+    assert network["interfaces"] == {"enabled": True, "interfaces": ["10.0.0.2"]}
+    assert network["join"]["tcp-ip"]["member-list"] == MEMBERS
+    assert config["map"]["messages"]["backup-count"] == 2
+    assert config["properties"]["hazelcast.graceful.shutdown.max.wait"] == "25"
+
+
+def test_member_config_joins_by_member_list_only() -> None:
+    join = rendered()["network"]["join"]
+    assert join["tcp-ip"]["enabled"] is True
+    assert join["multicast"]["enabled"] is False
+    assert join["auto-detection"]["enabled"] is False
+
+
+def test_member_config_enables_the_health_group_alone() -> None:
+    rest = rendered()["network"]["rest-api"]
+    assert rest["enabled"] is True
+    enabled = [name for name, group in rest["endpoint-groups"].items() if group["enabled"]]
+    assert enabled == ["HEALTH_CHECK"]
+
+
+def test_member_config_shuts_down_gracefully_and_binds_one_address() -> None:
+    properties = rendered()["properties"]
+    assert properties["hazelcast.shutdownhook.policy"] == "GRACEFUL"
+    assert properties["hazelcast.socket.bind.any"] == "false"
+    assert properties["hazelcast.phone.home.enabled"] == "false"
+
+
+def test_member_config_quotes_awkward_names() -> None:
+    awkward = 'a: "b" # c'
+    config = rendered(cluster_name=awkward, map_name="x: y")
+    assert config["cluster-name"] == awkward
+    assert config["map"]["x: y"]["backup-count"] == 2
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"member_port": 0},
+        {"member_port": 70000},
+        {"members": []},
+        {"backup_count": 7},
+        {"backup_count": -1},
+        {"graceful_max_wait": 0},
+    ],
+)
+def test_member_config_rejects_impossible_values(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(overrides))):
+        rendered(**overrides)
+
+
+def test_member_command_runs_the_jar_with_the_config() -> None:
+    argv = member_command(Path("/opt/h.jar"), Path("/etc/h.yaml"), java="/usr/bin/java")
+    assert argv[0] == "/usr/bin/java"
+    assert argv[1 : 1 + len(JAVA_OPTIONS)] == list(JAVA_OPTIONS)
+    assert "-Dhazelcast.config=/etc/h.yaml" in argv
+    assert argv[-2:] == ["-jar", "/opt/h.jar"]
+
+
+def test_default_topology() -> None:
+    specs = build_topology(
+        Ports(), base_dir=Path("/b"), jar=Path("/j.jar"), hazelog=["hazelog"], java="java"
+    )
+    by_name = {spec.name: spec for spec in specs}
+    assert list(by_name) == [
+        "member-21000",
+        "member-21001",
+        "member-21002",
+        "logging-20000",
+        "logging-20001",
+        "logging-20002",
+        "messages",
+        "facade",
+    ]
+    assert len({spec.port for spec in specs}) == len(specs)
+    assert len({spec.log_path for spec in specs}) == len(specs)
+    # Each logging instance names its own member first, then the others.
+    logging_argv = by_name["logging-20001"].argv
+    members = [logging_argv[i + 1] for i, arg in enumerate(logging_argv) if arg == "--member"]
+    assert members == ["127.0.0.1:21001", "127.0.0.1:21000", "127.0.0.1:21002"]
+    facade_argv = by_name["facade"].argv
+    urls = [facade_argv[i + 1] for i, arg in enumerate(facade_argv) if arg == "--logging-url"]
+    assert urls == [f"http://127.0.0.1:{port}" for port in (20000, 20001, 20002)]
+    assert facade_argv[facade_argv.index("--messages-url") + 1] == "http://127.0.0.1:8081"
+    # Every member gets its own rendered config, listing all three members.
+    member = by_name["member-21002"]
+    assert member.kind is Kind.MEMBER
+    ((config_path, text),) = member.files
+    assert f"-Dhazelcast.config={config_path}" in member.argv
+    assert yaml.safe_load(text)["hazelcast"]["network"]["port"]["port"] == 21002
+
+
+def test_shifted_ports_keep_member_offset() -> None:
+    ports = Ports().shifted(500)
+    assert ports.facade == 8580
+    assert ports.logging == (20500, 20501, 20502)
+    assert ports.members == (21500, 21501, 21502)
+
+
+@pytest.mark.parametrize("offset", [-8080, 50000])
+def test_shifted_ports_must_stay_tcp_ports(offset: int) -> None:
+    with pytest.raises(ValueError, match="not a TCP port"):
+        Ports().shifted(offset)
+
+
+def test_colliding_ports_are_rejected() -> None:
+    with pytest.raises(ValueError, match="collide"):
+        Ports(facade=20000)
