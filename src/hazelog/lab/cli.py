@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TypeVar
 
 import click
@@ -44,6 +46,16 @@ def _one_line_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("hazelog lab: interrupted", err=True)
         sys.exit(130)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, a supervisor) unwinds like Ctrl-C, so a half-done `up` rolls
+    back and an interrupted image build leaves no temporary tree or mount behind."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _location_options(func: F) -> F:
@@ -112,6 +124,7 @@ def lab() -> None:
 def up(inventory: Path | None, state_dir: Path | None, cache_dir: Path, timeout: float) -> None:
     """Start the missing hosts (running ones are left alone) and wait until all answer SSH."""
     with _one_line_errors():
+        _exit_on_sigterm()
         require_root()
         require_tools(UP_TOOLS)
         the_lab = _open_lab(inventory, state_dir, cache_dir)
@@ -125,6 +138,7 @@ def up(inventory: Path | None, state_dir: Path | None, cache_dir: Path, timeout:
 def down(inventory: Path | None, state_dir: Path | None) -> None:
     """Power every host off; remove the bridge, the machines' cgroups and mounts."""
     with _one_line_errors():
+        _exit_on_sigterm()
         require_root()
         require_tools(DOWN_TOOLS)
         the_lab = _open_lab(inventory, state_dir)
@@ -142,6 +156,7 @@ def destroy(
 ) -> None:
     """`down`, then remove the hosts' clones (their state); the next `up` makes new ones."""
     with _one_line_errors():
+        _exit_on_sigterm()
         require_root()
         require_tools(DOWN_TOOLS)
         the_lab = _open_lab(inventory, state_dir, cache_dir)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from hazelog.lab.errors import LabError
-from hazelog.lab.system import remove_tree, run, tail, write_inside
+from hazelog.lab.system import remove_tree, run, run_in_own_group, tail, write_inside
 
 DEFAULT_CACHE_DIR = Path("/var/cache/hazelog/lab")
 SUITE = "bookworm"
@@ -90,25 +89,19 @@ def build_image(cache_dir: Path, echo: Callable[[str], None]) -> float:
     log = cache_dir / f"{final.name}.build.log"
     echo(f"building the lab base image {final} (once; about a minute), log: {log}")
     started = time.monotonic()
+    argv = [
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        SUITE,
+        str(tmp),
+        MIRROR,
+    ]
     try:
-        with log.open("wb") as out:
-            result = subprocess.run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    f"--include={','.join(PACKAGES)}",
-                    SUITE,
-                    str(tmp),
-                    MIRROR,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        if result.returncode != 0:
+        returncode = run_in_own_group(argv, log)
+        if returncode != 0:
             raise LabError(
-                f"debootstrap failed with exit code {result.returncode}; see {log}",
+                f"debootstrap failed with exit code {returncode}; see {log}",
                 details=tail(log, 10),
             )
         prepare_image(tmp)

@@ -101,7 +101,11 @@ class Lab:
         bridge.check_subnet_free(inv.bridge, inv.network)
         to_start = [h for h in inv.hosts if machine.nspawn_pid(self.machine_dir(h.name)) is None]
         image = image_path(self.cache_dir)
-        if to_start and not image.is_dir():
+        # Existing clones keep the image they were made from; only new ones need this one.
+        new_clones = [
+            h for h in to_start if machine.recorded_image(self.machine_dir(h.name)) is None
+        ]
+        if new_clones and not image.is_dir():
             require_tools(["debootstrap", "chroot"])
             image = ensure_image(self.cache_dir, self.echo)
         key = ssh.ensure_keypair(self.state_dir)

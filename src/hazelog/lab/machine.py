@@ -126,6 +126,14 @@ def system_state(init: int) -> str:
     return result.stdout.strip() or "starting"
 
 
+def recorded_image(md: MachineDir) -> Path | None:
+    """The image an existing clone was made from (its overlay's lower layer), if any."""
+    try:
+        return Path(md.image_file.read_text().strip())
+    except FileNotFoundError:
+        return None
+
+
 def prepare_clone(
     md: MachineDir, host: LabHost, inventory: LabInventory, image: Path, pubkey: str
 ) -> None:
@@ -133,8 +141,9 @@ def prepare_clone(
     host keys) is made once; what derives from the inventory is rewritten at every start."""
     for directory in (md.upper, md.work, md.merged):
         directory.mkdir(parents=True, exist_ok=True)
-    if md.image_file.is_file():
-        lower = Path(md.image_file.read_text().strip())
+    recorded = recorded_image(md)
+    if recorded is not None:
+        lower = recorded
         if not lower.is_dir():
             raise LabError(
                 f"{host.name} was cloned from the image {lower}, which is gone;"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +39,56 @@ def run(
     if result.returncode != 0:
         raise LabError(f"{what}: {last_line(result.stderr or result.stdout)}")
     return result.stdout
+
+
+def run_in_own_group(argv: Sequence[str], log: Path, grace: float = 15) -> int:
+    """Run argv (output to `log`) in a process group of its own and return its exit code.
+    If we are interrupted, the whole group gets SIGTERM (debootstrap's trap then unmounts
+    what it mounted), then SIGKILL; only then does the exception go on, so the caller can
+    safely delete what the group was writing to."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        return process.wait()
+    except BaseException:
+        stop_process_group(process.pid, grace)
+        process.wait()
+        raise
+
+
+def stop_process_group(pgid: int, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp.
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 def last_line(text: str) -> str:
