@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from hazelog.local.processes import load_state, ports_in_use
+from hazelog.local.processes import Running, load_state, ports_in_use
 from hazelog.local.runner import hazelog_command
 from hazelog.local.topology import Ports
 from tests.integration.support import HOST, free_port_offset, http
@@ -97,3 +100,35 @@ def test_local_up_failure_stops_everything_and_shows_the_log(java: str, tmp_path
     assert "jarfile" in up.stderr.lower()
     assert not (base / "state.json").exists()
     assert ports_in_use(HOST, Ports().shifted(offset).all()) == []
+
+
+def test_ctrl_c_during_up_stops_what_it_started(hazelcast_jar: Path, tmp_path: Path) -> None:
+    base = tmp_path / "local"
+    offset = free_port_offset()
+    argv = ["up", "--base-dir", str(base), "--port-offset", str(offset)]
+    up = subprocess.Popen(
+        [*hazelog_command(), "local", *argv, "--jar", str(hazelcast_jar)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Interrupt while the members start: they are recorded as soon as they are spawned.
+        deadline = time.monotonic() + 60
+        processes: list[Running] = []
+        while len(processes) < 3 and up.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(ValueError):
+                processes = load_state(base / "state.json")
+        assert len(processes) >= 3, "local up recorded no members"
+        up.send_signal(signal.SIGINT)
+        _, stderr = up.communicate(timeout=120)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.communicate()
+        local("down", "--base-dir", str(base))
+    assert up.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert not [process.name for process in processes if process.alive()]
+    assert not (base / "state.json").exists()
