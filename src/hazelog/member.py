@@ -44,6 +44,8 @@ JAVA_OPTIONS: tuple[str, ...] = (
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("hazelog", "templates"),
     undefined=jinja2.StrictUndefined,
+    # As Ansible's template module renders it, so both give the same file.
+    trim_blocks=True,
     keep_trailing_newline=True,
     autoescape=False,
 )
