@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
 from hazelog.local.topology import Kind, Ports, build_topology
-from hazelog.member import JAVA_OPTIONS, member_command, render_member_config
+from hazelog.member import JAVA_OPTIONS, TEMPLATE_NAME, member_command, render_member_config
 
 MEMBERS = ["10.0.0.1:21000", "10.0.0.2:21001", "10.0.0.3:21002"]
 
@@ -144,3 +145,27 @@ def test_shifted_ports_must_stay_tcp_ports(offset: int) -> None:
 def test_colliding_ports_are_rejected() -> None:
     with pytest.raises(ValueError, match="collide"):
         Ports(facade=20000)
+
+
+@pytest.mark.parametrize(("trim_blocks", "lstrip_blocks"), [(False, False), (True, True)])
+def test_member_template_renders_alike_under_other_jinja_settings(
+    trim_blocks: bool, lstrip_blocks: bool
+) -> None:
+    # The Ansible role renders this very file with its own Jinja settings.
+    variables: dict[str, Any] = {
+        "member_host": "10.0.0.2",
+        "member_port": 21001,
+        "members": MEMBERS,
+        "cluster_name": "hazelog",
+        "map_name": "messages",
+        "backup_count": 2,
+        "graceful_max_wait": 25,
+    }
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("hazelog", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=trim_blocks,
+        lstrip_blocks=lstrip_blocks,
+    )
+    other = environment.get_template(TEMPLATE_NAME).render(**variables)
+    assert yaml.safe_load(other) == yaml.safe_load(render_member_config(**variables))
