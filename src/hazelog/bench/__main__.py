@@ -1,0 +1,3 @@
+from hazelog.bench.cli import main
+
+main()

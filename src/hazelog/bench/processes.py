@@ -1,0 +1,112 @@
+"""The processes under load: the local topology (through the local runner's own code, on free
+ports so a running `hazelog local up` is left alone) and the bare Sanic baseline."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hazelog.local.processes import Running, ports_in_use, stop
+from hazelog.local.runner import hazelog_command, start_all
+from hazelog.local.topology import Ports, build_topology
+from hazelog.member import DEFAULT_CLUSTER_NAME, DEFAULT_MAP_NAME, http_ok
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 120.0
+# Below the kernel's ephemeral range (32768+) and clear of the default topology (offset 0).
+_OFFSETS = range(300, 11700)
+
+
+def free_ports() -> Ports:
+    """The default topology's ports, shifted to where all of them are free."""
+    rng = random.Random()
+    for _ in range(100):
+        ports = Ports().shifted(rng.choice(_OFFSETS))
+        if not ports_in_use(HOST, ports.all()):
+            return ports
+    raise RuntimeError("no free ports for the benchmark topology")
+
+
+@dataclass(frozen=True)
+class Topology:
+    ports: Ports
+    running: tuple[Running, ...]
+    cluster_name: str = DEFAULT_CLUSTER_NAME
+    map_name: str = DEFAULT_MAP_NAME
+
+    @property
+    def facade_url(self) -> str:
+        return f"http://{HOST}:{self.ports.facade}/"
+
+    @property
+    def logging_url(self) -> str:
+        """The logging instance the "direct" stages hit (the first one)."""
+        return f"http://{HOST}:{self.ports.logging[0]}/"
+
+    @property
+    def members(self) -> list[str]:
+        return [f"{HOST}:{port}" for port in self.ports.members]
+
+    def process(self, name: str) -> Running:
+        for running in self.running:
+            if running.name == name:
+                return running
+        raise KeyError(name)
+
+
+@contextlib.contextmanager
+def local_topology(base_dir: Path, jar: Path) -> Iterator[Topology]:
+    """3 members, 3 logging instances, messages and facade, ready; stopped on exit."""
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError("java is not installed (`make system-deps` installs a JRE)")
+    if not jar.is_file():
+        raise RuntimeError(f"Hazelcast jar not found: {jar} (run `make artifacts`)")
+    ports = free_ports()
+    specs = build_topology(
+        ports, base_dir=base_dir, jar=jar, hazelog=hazelog_command(), java=java, host=HOST
+    )
+    # start_all stops what it started when it fails; after that, stopping is ours.
+    running = start_all(specs, START_TIMEOUT)
+    try:
+        yield Topology(ports, tuple(running))
+    finally:
+        stop(running)
+
+
+@contextlib.contextmanager
+def bare_sanic(log_path: Path) -> Iterator[str]:
+    """The bare Sanic baseline in its own process; yields its URL."""
+    port = free_ports().facade
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hazelog.bench.bare", HOST, str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(f"http://{HOST}:{port}/ready", timeout=0.5):
+            if process.poll() is not None:
+                raise RuntimeError(f"bare Sanic exited with {process.returncode}; see {log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bare Sanic not ready after 30 s; see {log_path}")
+            time.sleep(0.1)
+        yield f"http://{HOST}:{port}/"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,263 @@
+"""One benchmark run: start what is measured, run every load the plan names (each at every
+concurrency, `runs` times, interleaved so machine noise hits all stages alike), stop it all."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from hazelog.bench.processes import Topology, bare_sanic, local_topology
+from hazelog.bench.results import (
+    BARE,
+    CLIENT,
+    DIRECT,
+    FACADE_GET,
+    FACADE_POST,
+    GET_DIRECT,
+    GET_FACADE,
+    Figure,
+    Measurement,
+    Target,
+    evaluate_targets,
+)
+from hazelog.bench.storage import Storage
+from hazelog.bench.wrk import Load, WrkRun, find_wrk, run_wrk, write_scripts
+
+Progress = Callable[[str], None]
+
+
+class Stage(StrEnum):
+    BARE = "bare"
+    DIRECT = "direct"
+    CLIENT = "client"
+    POST = "post"
+    GET = "get"
+    SIZES = "sizes"
+
+    @property
+    def needs_cluster(self) -> bool:
+        return self is not Stage.BARE
+
+
+@dataclass(frozen=True)
+class Plan:
+    stages: tuple[Stage, ...] = tuple(Stage)
+    concurrency: tuple[int, ...] = (1, 16, 64)
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    # Seconds per run (throughput stages), per run of a GET-by-size, and of each warm-up.
+    duration: float = 5.0
+    size_duration: float = 5.0
+    warmup: float = 1.0
+    runs: int = 3
+    # Messages in the map while the end-to-end GET's throughput is measured.
+    get_size: int = 1_000
+    jar: Path = Path(".cache/artifacts/hazelcast-5.7.0.jar")
+    work_dir: Path = Path("bench-results/work")
+
+    @property
+    def needs_cluster(self) -> bool:
+        return any(stage.needs_cluster for stage in self.stages)
+
+
+@dataclass
+class Report:
+    throughput: list[Figure] = field(default_factory=list)
+    by_size: list[Figure] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> list[Target]:
+        return evaluate_targets(self.throughput, self.by_size)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta,
+            "throughput": [f.as_json() for f in self.throughput if f.runs],
+            "get_by_size": [f.as_json() for f in self.by_size if f.runs],
+            "targets": [t.as_json() for t in self.targets],
+        }
+
+
+def _loadavg() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def _meta(plan: Plan) -> dict[str, Any]:
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "plan": {
+            "stages": [s.value for s in plan.stages],
+            "concurrency": list(plan.concurrency),
+            "sizes": list(plan.sizes),
+            "duration_s": plan.duration,
+            "size_duration_s": plan.size_duration,
+            "warmup_s": plan.warmup,
+            "runs": plan.runs,
+            "get_size": plan.get_size,
+        },
+        "loadavg_start": _loadavg(),
+    }
+
+
+class Bench:
+    def __init__(self, plan: Plan, progress: Progress) -> None:
+        self.plan = plan
+        self.progress = progress
+        self.wrk = find_wrk()
+        self.scripts = write_scripts(plan.work_dir / "lua")
+        self.report = Report(meta=_meta(plan))
+
+    async def wrk_load(self, url: str, load: Load, concurrency: int, seconds: float) -> Measurement:
+        # A GET of a big log may take long: let one request run for many times the run.
+        timeout = max(10.0, 4 * seconds)
+        run = WrkRun(url, load, concurrency, seconds, timeout)
+        return await run_wrk(self.wrk, run, self.scripts)
+
+    async def run(self) -> Report:
+        started = time.monotonic()
+        with contextlib.ExitStack() as stack:
+            bare_url = None
+            if Stage.BARE in self.plan.stages:
+                bare_url = stack.enter_context(bare_sanic(self.plan.work_dir / "logs/bare.log"))
+            topology = None
+            if self.plan.needs_cluster:
+                self.progress("starting the local topology (3 members, 3 logging, facade)...")
+                topology = stack.enter_context(
+                    local_topology(self.plan.work_dir / "topology", self.plan.jar)
+                )
+            storage = None
+            if topology is not None:
+                storage = await Storage.connect(
+                    topology.cluster_name, topology.members, topology.map_name
+                )
+            try:
+                await self._posts(bare_url, topology, storage)
+                if topology is not None and storage is not None:
+                    if Stage.GET in self.plan.stages:
+                        await self._gets(topology, storage)
+                    if Stage.SIZES in self.plan.stages:
+                        await self._sizes(topology, storage)
+            finally:
+                if storage is not None:
+                    await storage.close()
+        self.report.meta["loadavg_end"] = _loadavg()
+        self.report.meta["wall_s"] = round(time.monotonic() - started, 1)
+        return self.report
+
+    def _figures(self, stages: Sequence[str]) -> dict[tuple[str, int], Figure]:
+        figures = {}
+        for stage in stages:
+            for concurrency in self.plan.concurrency:
+                figure = Figure(stage, concurrency)
+                self.report.throughput.append(figure)
+                figures[stage, concurrency] = figure
+        return figures
+
+    def _note(self, label: str, m: Measurement) -> None:
+        self.progress(
+            f"  {label}: {m.rps:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
+            f"{m.errors} errors"
+        )
+
+    async def _posts(
+        self, bare_url: str | None, topology: Topology | None, storage: Storage | None
+    ) -> None:
+        loads: dict[str, Callable[[int, float], Any]] = {}
+        stages = self.plan.stages
+        if bare_url is not None:
+            loads[BARE] = lambda c, s: self.wrk_load(bare_url, Load.POST_JSON, c, s)
+        if topology is not None and Stage.DIRECT in stages:
+            direct = topology.logging_url
+            loads[DIRECT] = lambda c, s: self.wrk_load(direct, Load.POST_JSON, c, s)
+        if storage is not None and Stage.CLIENT in stages:
+            loads[CLIENT] = storage.put_load
+        if topology is not None and Stage.POST in stages:
+            facade = topology.facade_url
+            loads[FACADE_POST] = lambda c, s: self.wrk_load(facade, Load.POST_TEXT, c, s)
+        if not loads:
+            return
+        figures = self._figures(list(loads))
+        for stage, load in loads.items():
+            self.progress(f"warm-up {stage}")
+            await load(16, self.plan.warmup)
+        # Rounds: every stage and concurrency once per round, so a burst of noise from other
+        # processes on the machine lands on all of them rather than on one stage's runs.
+        for round_ in range(1, self.plan.runs + 1):
+            self.progress(f"round {round_}/{self.plan.runs}")
+            for stage, load in loads.items():
+                for concurrency in self.plan.concurrency:
+                    measurement = await load(concurrency, self.plan.duration)
+                    figures[stage, concurrency].runs.append(measurement)
+                    self._note(f"{stage} c{concurrency}", measurement)
+
+    async def _gets(self, topology: Topology, storage: Storage) -> None:
+        size = self.plan.get_size
+        await storage.clear()
+        await storage.fill(size)
+        check_counts(topology, size)
+        figures = self._figures([FACADE_GET])
+        self.progress(f"warm-up {FACADE_GET} with {size:,} messages")
+        await self.wrk_load(topology.facade_url, Load.GET, 16, self.plan.warmup)
+        for round_ in range(1, self.plan.runs + 1):
+            self.progress(f"round {round_}/{self.plan.runs} ({size:,} messages)")
+            for concurrency in self.plan.concurrency:
+                m = await self.wrk_load(
+                    topology.facade_url, Load.GET, concurrency, self.plan.duration
+                )
+                figures[FACADE_GET, concurrency].runs.append(m)
+                self._note(f"{FACADE_GET} c{concurrency}", m)
+
+    async def _sizes(self, topology: Topology, storage: Storage) -> None:
+        await storage.clear()
+        stored = 0
+        urls = {GET_FACADE: topology.facade_url, GET_DIRECT: topology.logging_url}
+        for size in sorted(self.plan.sizes):
+            began = time.monotonic()
+            await storage.fill(size - stored, first=stored)
+            stored = size
+            self.progress(f"{size:,} messages stored in {time.monotonic() - began:.1f} s")
+            # Also the warm-up: one full GET each way, checked to hold every message.
+            slowest = check_counts(topology, size)
+            # Long enough for several GETs per run even when one takes seconds.
+            seconds = max(self.plan.size_duration, 4 * slowest)
+            figures = {}
+            for stage in urls:
+                figures[stage] = Figure(stage, 1, size=size)
+                self.report.by_size.append(figures[stage])
+            for _ in range(self.plan.runs):
+                for stage, url in urls.items():
+                    m = await self.wrk_load(url, Load.GET, 1, seconds)
+                    figures[stage].runs.append(m)
+                    self._note(f"{stage} at {size:,}", m)
+
+
+def check_counts(topology: Topology, size: int) -> float:
+    """Both GETs return exactly `size` messages: the figures are about what they claim.
+    Returns the seconds the slower of the two took."""
+    began = time.monotonic()
+    with urllib.request.urlopen(topology.logging_url, timeout=60) as response:
+        direct = len(json.loads(response.read())["messages"])
+    middle = time.monotonic()
+    request = urllib.request.Request(topology.facade_url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        via_facade = len(json.loads(response.read())["messages"])
+    slowest = max(middle - began, time.monotonic() - middle)
+    if direct != size or via_facade != size:
+        raise RuntimeError(
+            f"expected {size} messages, the logging instance returned {direct}, "
+            f"the facade {via_facade}"
+        )
+    return slowest
