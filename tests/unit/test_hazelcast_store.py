@@ -3,13 +3,19 @@ the real client against real members is covered by the integration tests."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from hazelcast.core import HazelcastJsonValue
 from hazelcast.lifecycle import LifecycleState
 
-from hazelog.logging_service.store import HazelcastStore, StoredMessage
+from hazelog.logging_service.store import (
+    HazelcastStore,
+    StoredMessage,
+    message_json,
+    sort_messages_json,
+)
 
 
 class FakeLifecycle:
@@ -48,8 +54,8 @@ class FakeMap:
             self.entries[key] = value
         return previous
 
-    async def entry_set(self) -> list[tuple[str, Any]]:
-        return list(self.entries.items())
+    async def values(self) -> list[Any]:
+        return list(self.entries.values())
 
 
 def make() -> tuple[HazelcastStore, FakeClient, FakeMap]:
@@ -63,7 +69,7 @@ async def test_put_stores_json_and_reports_the_previous_message() -> None:
     assert await store.put_if_absent(message) is None
     value = messages.entries["u1"]
     assert isinstance(value, HazelcastJsonValue)
-    assert value.loads() == {"msg": "grüße", "accepted_at": 7}
+    assert value.loads() == {"uuid": "u1", "msg": "grüße", "accepted_at": 7}
     assert await store.put_if_absent(StoredMessage("u1", "other", 9)) == message
 
 
@@ -73,8 +79,29 @@ async def test_unreadable_entries_count_as_taken_and_are_skipped_on_read() -> No
     previous = await store.put_if_absent(StoredMessage("bad", "m", 1))
     assert previous is not None
     assert previous.msg != "m"
-    messages.entries["good"] = HazelcastJsonValue('{"msg": "ok", "accepted_at": 2}')
-    assert await store.all() == [StoredMessage("good", "ok", 2)]
+    await store.put_if_absent(StoredMessage("good", "ok", 2))
+    texts = sort_messages_json(await store.all_json())
+    assert [json.loads(text) for text in texts] == [{"uuid": "good", "msg": "ok", "accepted_at": 2}]
+
+
+def test_sorting_orders_by_accept_time_then_uuid_across_digit_counts() -> None:
+    messages = [
+        StoredMessage("b", "late", 10**18),
+        StoredMessage("c", "tie, larger uuid", 9),
+        StoredMessage("a", 'needs "escaping"\n,"uuid":"z"', 9),
+        StoredMessage("d", "first", 0),
+    ]
+    texts = sort_messages_json([message_json(m) for m in messages])
+    assert [json.loads(text)["uuid"] for text in texts] == ["d", "a", "c", "b"]
+    assert json.loads("[" + ",".join(texts) + "]")[1]["msg"] == messages[2].msg
+
+
+def test_values_in_another_layout_are_parsed_and_rewritten_in_ours() -> None:
+    foreign = json.dumps({"msg": "ünïcode", "uuid": "x", "accepted_at": 5}, indent=1)
+    ours = message_json(StoredMessage("y", "m", 4))
+    missing_uuid = '{"msg": "old layout", "accepted_at": 1}'
+    texts = sort_messages_json([foreign, missing_uuid, ours, '{"accepted_at":x}'])
+    assert texts == [ours, message_json(StoredMessage("x", "ünïcode", 5))]
 
 
 async def test_connection_state_follows_lifecycle_events() -> None:

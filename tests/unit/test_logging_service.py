@@ -13,7 +13,12 @@ from hazelcast.errors import OperationTimeoutError
 
 from hazelog.config import LoggingConfig
 from hazelog.logging_service.app import create_app
-from hazelog.logging_service.store import MessageStore, StoredMessage, client_settings
+from hazelog.logging_service.store import (
+    MessageStore,
+    StoredMessage,
+    client_settings,
+    message_json,
+)
 from tests.unit.servers import fetch_json, serve_app, wait_until
 
 U1 = "6f1c9d52-3b0a-4f7e-9a57-1c1f0f0e0001"
@@ -39,10 +44,10 @@ class FakeStore:
             self.data[message.uuid] = message
         return previous
 
-    async def all(self) -> list[StoredMessage]:
+    async def all_json(self) -> list[str]:
         if self.failing:
             raise OperationTimeoutError("invocation timed out")
-        return list(self.data.values())
+        return [message_json(message) for message in self.data.values()]
 
     async def close(self) -> None:
         self.closed = True
