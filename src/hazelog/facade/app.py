@@ -23,6 +23,7 @@ from hazelog.facade.failover import (
     NoInstanceAvailable,
     call_with_failover,
 )
+from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
 from hazelog.web.app import App, build_app, readiness
 from hazelog.web.body import is_json, read_json_object, read_text, require_message
 from hazelog.web.errors import ApiError
@@ -83,6 +84,12 @@ def create_app(
         if app.ctx.session is not None:
             await app.ctx.session.close()
             app.ctx.session = None
+
+    document = openapi_document(config.max_body_bytes)
+
+    @app.get(OPENAPI_PATH)
+    async def openapi(request: Request) -> HTTPResponse:
+        return json(document)
 
     @app.post("/")
     async def accept(request: Request) -> HTTPResponse:

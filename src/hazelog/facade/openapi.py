@@ -1,0 +1,207 @@
+"""The facade's OpenAPI 3 document, served at GET /openapi.json.
+
+Written by hand rather than generated from the routes: it is the contract clients and the fuzz
+tests (schemathesis) hold the facade to, so a route change that breaks it shows up as a
+failing test instead of silently changing the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OPENAPI_PATH = "/openapi.json"
+
+# What str.strip() removes (Python's str.isspace()); `\s` would not do, since JSON Schema
+# patterns are ECMA-262 regexes, whose \s differs (no \x1c-\x1f or \x85, but \ufeff).
+WHITESPACE_CLASS = (
+    r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+# A message must contain something besides whitespace (the facade answers 400 otherwise).
+_MESSAGE_TEXT: dict[str, Any] = {"type": "string", "pattern": f"[^{WHITESPACE_CLASS}]"}
+
+_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "Short machine-readable code."},
+        "detail": {"type": "string", "description": "Human-readable explanation."},
+    },
+}
+
+_UNAVAILABLE: dict[str, Any] = {
+    "allOf": [
+        {"$ref": "#/components/schemas/Error"},
+        {
+            "type": "object",
+            "required": ["attempts"],
+            "properties": {
+                "attempts": {
+                    "type": "array",
+                    "description": "Each logging instance tried, and why it failed.",
+                    "items": {"type": "object"},
+                }
+            },
+        },
+    ]
+}
+
+_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["uuid", "msg", "accepted_at"],
+    "properties": {
+        "uuid": {"type": "string", "format": "uuid"},
+        "msg": {"type": "string"},
+        "accepted_at": {"type": "integer", "description": "Nanoseconds since the epoch."},
+    },
+}
+
+
+def _error_response(description: str, schema: str = "Error") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _status(value: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": [value]}},
+    }
+
+
+def openapi_document(max_body_bytes: int) -> dict[str, Any]:
+    """The document for a facade whose request body limit is `max_body_bytes`."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "hazelog facade",
+            "version": "1",
+            "description": (
+                "Stores messages in a replicated log and reads them back in the order the "
+                "facade accepted them. Every error is a JSON object with `error` and `detail`."
+            ),
+        },
+        "paths": {
+            "/": {
+                "post": {
+                    "operationId": "postMessage",
+                    "summary": "Store one message",
+                    "description": (
+                        'The body is the message: JSON `{"msg": ...}` with a JSON content '
+                        "type, otherwise the body itself as UTF-8 text (one trailing newline "
+                        f"is dropped). At most {max_body_bytes} bytes."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "text/plain": {"schema": _MESSAGE_TEXT},
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["msg"],
+                                    "properties": {"msg": _MESSAGE_TEXT},
+                                    "additionalProperties": False,
+                                }
+                            },
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "Stored; the message's UUID.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["uuid"],
+                                        "properties": {"uuid": {"type": "string"}},
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error_response("Not a message (empty, malformed, not UTF-8)."),
+                        "413": _error_response("Body over the size limit."),
+                        "503": _error_response("No logging instance stored it.", "Unavailable"),
+                    },
+                },
+                "get": {
+                    "operationId": "getMessages",
+                    "summary": "Every stored message, then the messages service's text",
+                    "description": (
+                        "text/plain (default): one message per line, then the messages "
+                        "service's text. With `Accept: application/json`: the object below. "
+                        "If the messages service is unreachable the text is null (JSON) or "
+                        "left out (text, with an X-Hazelog-Warning header)."
+                    ),
+                    "responses": {
+                        "200": {
+                            "description": "The log.",
+                            "content": {
+                                "text/plain": {"schema": {"type": "string"}},
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["messages", "text", "warnings"],
+                                        "properties": {
+                                            "messages": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Message"},
+                                            },
+                                            "text": {"type": "string", "nullable": True},
+                                            "warnings": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                        },
+                        "503": _error_response("No logging instance answered.", "Unavailable"),
+                    },
+                },
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "The process is up",
+                    "responses": {
+                        "200": {
+                            "description": "Up.",
+                            "content": {"application/json": {"schema": _status("ok")}},
+                        }
+                    },
+                }
+            },
+            "/ready": {
+                "get": {
+                    "operationId": "ready",
+                    "summary": "The facade serves requests",
+                    "responses": {
+                        "200": {
+                            "description": "Ready.",
+                            "content": {"application/json": {"schema": _status("ready")}},
+                        },
+                        "503": _error_response("Not ready yet, or stopping."),
+                    },
+                }
+            },
+            OPENAPI_PATH: {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {"Error": _ERROR, "Unavailable": _UNAVAILABLE, "Message": _MESSAGE},
+        },
+    }
