@@ -24,13 +24,14 @@ from hazelog.logging_service.store import (
 )
 from hazelog.web.app import App, build_app, readiness
 from hazelog.web.body import read_json_object, require_message
-from hazelog.web.errors import ApiError
+from hazelog.web.errors import ApiError, error_body
 
 log = logging.getLogger("hazelog.logging")
 
 FIELDS = {"uuid", "msg", "accepted_at"}
 RECONNECT_PAUSE = 2.0  # seconds between attempts when opening the client fails outright
 MAX_ACCEPTED_AT = 2**63 - 1  # ns since the epoch; also what a Java long holds
+MAX_BATCH = 256  # messages per POST /batch
 
 
 def parse_message(data: dict[str, Any]) -> StoredMessage:
@@ -56,6 +57,29 @@ def parse_message(data: dict[str, Any]) -> StoredMessage:
     ):
         raise ApiError(400, "invalid_shape", "accepted_at must be an integer (ns since epoch)")
     return StoredMessage(uuid=canonical, msg=msg, accepted_at=accepted_at)
+
+
+def parse_batch(data: dict[str, Any]) -> list[Any]:
+    """The message list of a POST /batch body {"messages": [...]}; the items are checked
+    one by one later, so one bad message does not sink the others."""
+    items = data.get("messages")
+    if set(data) != {"messages"} or not isinstance(items, list) or not items:
+        raise ApiError(400, "invalid_shape", 'body must be {"messages": [message, ...]}')
+    if len(items) > MAX_BATCH:
+        raise ApiError(400, "batch_too_large", f"at most {MAX_BATCH} messages per batch")
+    return items
+
+
+def outcome(message: StoredMessage, previous: StoredMessage | None) -> tuple[int, dict[str, Any]]:
+    """Status and body for one stored message: 201 new, 200 repeat, 409 same UUID other text."""
+    if previous is None:
+        return 201, {"uuid": message.uuid, "stored": True}
+    if previous.msg != message.msg:
+        return 409, {
+            "uuid": message.uuid,
+            **error_body("uuid_conflict", f"{message.uuid} is stored with another msg"),
+        }
+    return 200, {"uuid": message.uuid, "stored": False}
 
 
 def _store(app: App) -> MessageStore:
@@ -106,26 +130,64 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             app.ctx.store = None
             await store.close()
 
-    @app.post("/")
-    async def receive(request: Request) -> HTTPResponse:
-        message = parse_message(read_json_object(request, config.max_body_bytes))
-        store = _store(app)
-        try:
-            previous = await store.put_if_absent(message)
-        except (HazelcastError, OSError) as exc:
-            log.warning("could not store %s: %s", message.uuid, exc)
-            raise ApiError(503, "store_unavailable", f"could not store: {exc}") from exc
+    async def store_and_log(store: MessageStore, message: StoredMessage) -> StoredMessage | None:
+        previous = await store.put_if_absent(message)
         log.info(
             "received %s: %s",
             message.uuid,
             message.msg,
             extra={"UUID": message.uuid, "PORT": config.port, "STORED": int(previous is None)},
         )
-        if previous is None:
-            return json({"uuid": message.uuid, "stored": True}, status=201)
-        if previous.msg != message.msg:
-            raise ApiError(409, "uuid_conflict", f"{message.uuid} is stored with another msg")
-        return json({"uuid": message.uuid, "stored": False}, status=200)
+        return previous
+
+    @app.post("/")
+    async def receive(request: Request) -> HTTPResponse:
+        message = parse_message(read_json_object(request, config.max_body_bytes))
+        store = _store(app)
+        try:
+            previous = await store_and_log(store, message)
+        except (HazelcastError, OSError) as exc:
+            log.warning("could not store %s: %s", message.uuid, exc)
+            raise ApiError(503, "store_unavailable", f"could not store: {exc}") from exc
+        status, body = outcome(message, previous)
+        if status >= 400:
+            raise ApiError(status, body["error"], body["detail"])
+        return json(body, status=status)
+
+    @app.post("/batch")
+    async def receive_batch(request: Request) -> HTTPResponse:
+        """Several messages in one request (the facade sends them so under load): each is
+        checked and stored on its own and has its own result, in the order sent."""
+        items = parse_batch(read_json_object(request, config.max_body_bytes))
+        results: list[dict[str, Any]] = [{} for _ in items]
+        valid: list[tuple[int, StoredMessage]] = []
+        for index, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise ApiError(400, "invalid_shape", "each message must be a JSON object")
+                valid.append((index, parse_message(item)))
+            except ApiError as exc:
+                uuid = item.get("uuid") if isinstance(item, dict) else None
+                results[index] = {
+                    "uuid": uuid if isinstance(uuid, str) else None,
+                    "status": exc.status_code,
+                    **error_body(exc.error, str(exc)),
+                }
+        store = _store(app)
+        # All at once: the client sends the writes together and the members answer together.
+        stored = await asyncio.gather(
+            *(store_and_log(store, message) for _, message in valid), return_exceptions=True
+        )
+        for (index, message), previous in zip(valid, stored, strict=True):
+            if isinstance(previous, HazelcastError | OSError):
+                # Retrying the whole batch is safe: a message stored now comes back as 200.
+                log.warning("could not store %s: %s", message.uuid, previous)
+                raise ApiError(503, "store_unavailable", f"could not store: {previous}")
+            if isinstance(previous, BaseException):
+                raise previous
+            status, body = outcome(message, previous)
+            results[index] = {"status": status, **body}
+        return json({"results": results})
 
     @app.get("/")
     async def list_messages(request: Request) -> HTTPResponse:
