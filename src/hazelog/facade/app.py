@@ -15,13 +15,21 @@ from sanic import Request
 from sanic.response import HTTPResponse, json, text
 
 from hazelog.config import FacadeConfig
-from hazelog.facade.backends import Rejection, get_messages, get_text, post_message
+from hazelog.facade.backends import (
+    Rejection,
+    get_messages,
+    get_text,
+    post_batch,
+    post_message,
+)
+from hazelog.facade.batching import Batcher
 from hazelog.facade.failover import (
     BackendFailure,
     Clock,
     InstancePool,
     NoInstanceAvailable,
     call_with_failover,
+    call_with_hedging,
 )
 from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
 from hazelog.web.app import App, build_app, readiness
@@ -31,6 +39,19 @@ from hazelog.web.errors import ApiError
 log = logging.getLogger("hazelog.facade")
 
 WARNING_HEADER = "X-Hazelog-Warning"
+
+# Under load, POSTs travel to the logging instances in batches (see batching.py): at most
+# this many batches per instance at once, of at most MAX_BATCH messages and, counting each
+# message at its worst-case JSON size, MAX_BATCH_BYTES (half a logging instance's default
+# body limit); a bigger message goes alone.
+BATCHES_PER_INSTANCE = 2
+MAX_BATCH = 64
+MAX_BATCH_BYTES = 256 * 1024
+
+
+def payload_size(payload: dict[str, Any]) -> int:
+    # JSON escaping makes a character at most 6 bytes ("\u001f"); plus uuid and field names.
+    return 6 * len(payload["msg"]) + 128
 
 
 def message_from_request(request: Request, max_bytes: int) -> str:
@@ -81,6 +102,8 @@ def create_app(
 
     @app.after_server_stop
     async def close_resources(app: App) -> None:
+        # Requests have drained by now: whatever is still batched has no client waiting.
+        await batcher.close()
         if app.ctx.session is not None:
             await app.ctx.session.close()
             app.ctx.session = None
@@ -91,18 +114,38 @@ def create_app(
     async def openapi(request: Request) -> HTTPResponse:
         return json(document)
 
+    async def send(payloads: list[dict[str, Any]], seconds: float) -> list[Rejection | None]:
+        """Store one batch through one logging instance, with failover for all of it."""
+        if len(payloads) == 1:
+            [payload] = payloads
+
+            async def store_one(url: str) -> Rejection | None:
+                return await post_message(session(), url, payload)
+
+            return [await call_with_failover(pool, store_one, seconds)]
+
+        async def store_batch(url: str) -> list[Rejection | None]:
+            return await post_batch(session(), url, payloads)
+
+        return await call_with_failover(pool, store_batch, seconds)
+
+    batcher: Batcher[dict[str, Any], Rejection | None] = Batcher(
+        send,
+        max_in_flight=BATCHES_PER_INSTANCE * len(pool.urls),
+        max_batch=MAX_BATCH,
+        max_size=MAX_BATCH_BYTES,
+        size=payload_size,
+    )
+    app.ctx.batcher = batcher
+
     @app.post("/")
     async def accept(request: Request) -> HTTPResponse:
         # Validate first: a rejected request never reaches a logging instance.
         msg = message_from_request(request, config.max_body_bytes)
         # One UUID and accept time per message, whichever instance ends up storing it.
         payload = {"uuid": str(uuidlib.uuid4()), "msg": msg, "accepted_at": time.time_ns()}
-
-        async def store(url: str) -> Rejection | None:
-            return await post_message(session(), url, payload)
-
         try:
-            rejection = await call_with_failover(pool, store, config.deadline)
+            rejection = await batcher.submit(payload, config.deadline)
         except NoInstanceAvailable as exc:
             log.warning("no logging instance stored %s: %s", payload["uuid"], exc.detail)
             return unavailable(exc)
@@ -123,10 +166,10 @@ def create_app(
         text_task = asyncio.create_task(fetch_text())
 
         async def fetch(url: str) -> list[dict[str, Any]]:
-            return await get_messages(session(), url)
+            return await get_messages(session(), url, seconds=config.deadline)
 
         try:
-            messages = await call_with_failover(pool, fetch, config.deadline)
+            messages = await call_with_hedging(pool, fetch, config.deadline, config.request_timeout)
         except NoInstanceAvailable as exc:
             text_task.cancel()
             return unavailable(exc)

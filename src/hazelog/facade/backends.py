@@ -6,7 +6,9 @@ failover; a 4xx on POST is the client's fault and comes back as a Rejection inst
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +65,56 @@ async def post_message(
         raise BackendFailure(_describe(exc)) from exc
 
 
+def batch_url(url: str) -> str:
+    return url.rstrip("/") + "/batch"
+
+
+async def post_batch(
+    session: aiohttp.ClientSession, url: str, payloads: Sequence[dict[str, Any]]
+) -> list[Rejection | None]:
+    """Store several messages with one request (POST /batch); one result per payload, as
+    post_message would give it. An instance that does not know /batch (older version) or
+    refuses the batch as a whole gets the messages one by one instead."""
+    items = ",".join(json.dumps(payload, ensure_ascii=False) for payload in payloads)
+    data = ('{"messages":[' + items + "]}").encode("utf-8")
+    try:
+        async with session.post(
+            batch_url(url), data=data, headers={"Content-Type": "application/json"}
+        ) as response:
+            if response.status >= 500:
+                raise BackendFailure(f"HTTP {response.status}")
+            if response.status != 200:
+                body = None
+            else:
+                body = await _read_json(response)
+    except aiohttp.ClientError as exc:
+        raise BackendFailure(_describe(exc)) from exc
+    if body is None:
+        return list(await asyncio.gather(*(post_message(session, url, p) for p in payloads)))
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or len(results) != len(payloads):
+        raise BackendFailure("batch answer without one result per message")
+    return [
+        _batch_result(payload, result) for payload, result in zip(payloads, results, strict=True)
+    ]
+
+
+def _batch_result(payload: dict[str, Any], result: Any) -> Rejection | None:
+    status = result.get("status") if isinstance(result, dict) else None
+    if not isinstance(status, int) or isinstance(status, bool):
+        raise BackendFailure("batch result without a status")
+    if status in (200, 201):
+        if result.get("uuid") != payload["uuid"]:
+            raise BackendFailure(f"batch result {status} without the message's uuid")
+        return None
+    if 400 <= status < 500:
+        error, detail = result.get("error"), result.get("detail")
+        if not isinstance(error, str) or not isinstance(detail, str):
+            error, detail = "rejected", f"HTTP {status}"
+        return Rejection(status, {"error": error, "detail": detail})
+    raise BackendFailure(f"batch result with status {status}")
+
+
 def _valid_message(item: Any) -> bool:
     return (
         isinstance(item, dict)
@@ -72,10 +124,16 @@ def _valid_message(item: Any) -> bool:
     )
 
 
-async def get_messages(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
-    """All messages from one logging instance, in its (accept-time) order."""
+async def get_messages(
+    session: aiohttp.ClientSession, url: str, seconds: float | None = None
+) -> list[dict[str, Any]]:
+    """All messages from one logging instance, in its (accept-time) order. `seconds`
+    replaces the session's timeout: reading a big log takes longer than storing a message."""
+    request_timeout = aiohttp.ClientTimeout(total=seconds) if seconds is not None else None
     try:
-        async with session.get(url, headers={"Accept": "application/json"}) as response:
+        async with session.get(
+            url, headers={"Accept": "application/json"}, timeout=request_timeout
+        ) as response:
             if response.status != 200:
                 raise BackendFailure(f"HTTP {response.status}")
             body = await _read_json(response)

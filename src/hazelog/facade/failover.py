@@ -109,3 +109,72 @@ async def call_with_failover(
         pool.mark_failed(url)
         log.warning("logging instance %s failed: %s", url, attempts[-1].error)
     raise NoInstanceAvailable(f"all {len(attempts)} logging instance(s) failed", attempts)
+
+
+async def call_with_hedging(
+    pool: InstancePool, call: Callable[[str], Awaitable[T]], deadline: float, hedge_after: float
+) -> T:
+    """Like call_with_failover, for reads whose time grows with the log: an attempt with no
+    answer after `hedge_after` seconds is not abandoned, the next instance is asked as well,
+    and the first answer wins. A hung instance is bypassed as quickly as before, while a
+    GET that is merely slow (a big log) is not cut off and retried from scratch elsewhere.
+
+    A failure (BackendFailure, timeout) starts the next attempt at once; `deadline` bounds
+    them all; any other exception propagates at once.
+    """
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + deadline
+    waiting = pool.order()
+    attempts: list[Attempt] = []
+    running: dict[asyncio.Future[T], tuple[str, float]] = {}
+
+    def start_next() -> None:
+        if waiting:
+            url = waiting.pop(0)
+            running[asyncio.ensure_future(call(url))] = (url, loop.time())
+
+    try:
+        start_next()
+        while running and loop.time() < ends_at:
+            wait_for = ends_at - loop.time()
+            if waiting:
+                newest = max(started for _, started in running.values())
+                wait_for = min(wait_for, max(0.0, newest + hedge_after - loop.time()))
+            done, _ = await asyncio.wait(
+                set(running), timeout=wait_for, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                start_next()  # the newest attempt is slow: ask another instance as well
+                continue
+            for task in done:
+                url, _ = running.pop(task)
+                try:
+                    result = task.result()
+                except (BackendFailure, TimeoutError) as exc:
+                    attempts.append(Attempt(url, str(exc) or "timed out"))
+                    pool.mark_failed(url)
+                    log.warning("logging instance %s failed: %s", url, attempts[-1].error)
+                    start_next()
+                    continue
+                pool.mark_ok(url)
+                # The ones still running gave no answer within hedge_after: cool them down.
+                for other, started in running.values():
+                    if loop.time() - started >= hedge_after:
+                        pool.mark_failed(other)
+                return result
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(set(running))
+            for task in running:
+                if not task.cancelled():
+                    task.exception()  # retrieved: a late failure is not worth a warning
+    if not running:
+        raise NoInstanceAvailable(f"all {len(attempts)} logging instance(s) failed", attempts)
+    for url, _ in running.values():
+        attempts.append(Attempt(url, "timed out"))
+        pool.mark_failed(url)
+    raise NoInstanceAvailable(
+        f"deadline of {deadline:g}s exceeded after {len(attempts)} attempt(s)", attempts
+    )
