@@ -1,0 +1,181 @@
+"""The firewall role's ruleset per host, rendered from the lab inventory on the controller.
+
+No lab needed: Ansible renders roles/firewall's template for every host (connection local),
+`nft -c` checks each file, and the rules are read back. That the rules really let in and keep
+out the right peers is tested on the deployed lab (test_reliability.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import require
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles/firewall"
+LAB_INVENTORY = REPO / "inventory/lab/hosts.yml"
+ANSIBLE_PLAYBOOK = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin/ansible-playbook"
+
+FACADE = "192.168.77.10"
+LOGGING = ["192.168.77.21", "192.168.77.22", "192.168.77.23"]
+
+RENDER_PLAY = [
+    {
+        "name": "Render the firewall ruleset of every host",
+        "hosts": "facade:messages:logging",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Load the role's defaults and vars",
+                "ansible.builtin.include_vars": "{{ item }}",
+                "loop": [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml")],
+            },
+            {
+                "name": "Run the role's checks",
+                "ansible.builtin.include_tasks": str(ROLE / "tasks/preflight.yml"),
+            },
+            {
+                "name": "Render",
+                "ansible.builtin.template": {
+                    "src": str(ROLE / "templates/nftables.conf.j2"),
+                    "dest": "{{ out }}/{{ inventory_hostname }}.nft",
+                    "mode": "0644",
+                },
+            },
+        ],
+    }
+]
+
+
+def render(tmp_path: Path, inventory: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    require(ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing (pip install -e '.[dev]')")
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    (tmp_path / "render.yml").write_text(yaml.safe_dump(RENDER_PLAY), encoding="utf-8")
+    extra = {
+        "out": str(tmp_path),
+        # Every "host" is this controller: nothing is reached over SSH.
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+    }
+    return subprocess.run(
+        [
+            str(ANSIBLE_PLAYBOOK),
+            "-i",
+            str(tmp_path / "hosts.yml"),
+            str(tmp_path / "render.yml"),
+            "-e",
+            json.dumps(extra),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+    )
+
+
+def lab_inventory() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(LAB_INVENTORY.read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def rulesets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("firewall")
+    result = render(out, lab_inventory())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {path.stem: path.read_text(encoding="utf-8") for path in out.glob("*.nft")}
+
+
+def accepts(ruleset: str) -> dict[int, set[str] | None]:
+    """TCP port -> the source addresses it accepts (None: from anyone)."""
+    found: dict[int, set[str] | None] = {}
+    pattern = re.compile(
+        r"^\s*(?:ip6? saddr \{ (?P<sources>[^}]*) \} )?tcp dport \{ (?P<ports>[^}]*) \} accept$",
+        re.MULTILINE,
+    )
+    for match in pattern.finditer(ruleset):
+        sources = match["sources"]
+        for port in (int(p) for p in match["ports"].split(",")):
+            if sources is None:
+                found[port] = None
+            else:
+                previous = found.get(port, set())
+                assert previous is not None, f"port {port} is open to anyone and to some"
+                found[port] = previous | {s.strip() for s in sources.split(",")}
+    return found
+
+
+def test_every_host_gets_a_ruleset(rulesets: dict[str, str]) -> None:
+    assert set(rulesets) == {"facade", "messages", "logging1", "logging2", "logging3"}
+
+
+def test_rulesets_pass_nft_check(rulesets: dict[str, str], tmp_path: Path) -> None:
+    nft = shutil.which("nft")
+    require(nft is not None, "nft is missing (apt-get install nftables)")
+    require(os.geteuid() == 0, "nft -c needs root (netlink)")
+    assert nft is not None
+    for host, ruleset in rulesets.items():
+        path = tmp_path / f"{host}.nft"
+        path.write_text(ruleset, encoding="utf-8")
+        result = subprocess.run(
+            [nft, "-c", "-f", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{host}: {result.stderr}"
+
+
+def test_default_policy_drops_and_replies_pass(rulesets: dict[str, str]) -> None:
+    for host, ruleset in rulesets.items():
+        assert "policy drop;" in ruleset, host
+        assert 'iif "lo" accept' in ruleset, host
+        assert "ct state established,related accept" in ruleset, host
+
+
+def test_facade_host_opens_the_facade_to_all(rulesets: dict[str, str]) -> None:
+    assert accepts(rulesets["facade"]) == {22: None, 8080: None}
+
+
+def test_messages_only_from_the_facade(rulesets: dict[str, str]) -> None:
+    assert accepts(rulesets["messages"]) == {22: None, 8081: {FACADE}}
+
+
+@pytest.mark.parametrize(
+    ("host", "port"), [("logging1", 20000), ("logging2", 20001), ("logging3", 20002)]
+)
+def test_logging_host_rules(rulesets: dict[str, str], host: str, port: int) -> None:
+    assert accepts(rulesets[host]) == {22: None, port: {FACADE}, port + 1000: set(LOGGING)}
+
+
+def test_several_ports_on_one_host(tmp_path: Path) -> None:
+    inventory = copy.deepcopy(lab_inventory())
+    inventory["all"]["children"]["logging"]["hosts"]["logging1"]["logging_ports"] = [20000, 20010]
+    result = render(tmp_path, inventory)
+    assert result.returncode == 0, result.stdout[-3000:]
+    rules = accepts((tmp_path / "logging1.nft").read_text(encoding="utf-8"))
+    assert rules == {
+        22: None,
+        20000: {FACADE},
+        20010: {FACADE},
+        21000: set(LOGGING),
+        21010: set(LOGGING),
+    }
+
+
+def test_a_host_name_instead_of_an_address_fails_naming_the_variable(tmp_path: Path) -> None:
+    inventory = copy.deepcopy(lab_inventory())
+    inventory["all"]["children"]["facade"]["hosts"]["facade"]["ansible_host"] = "facade.example"
+    result = render(tmp_path, inventory)
+    assert result.returncode != 0
+    assert "firewall_facade_sources" in result.stdout
+    assert not list(tmp_path.glob("*.nft")), "no host may get a ruleset after a failed check"
