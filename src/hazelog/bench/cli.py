@@ -129,16 +129,27 @@ def bench(
         jar=jar,
         work_dir=out_dir / "work",
     )
-    report = run(plan)
+    bench = Bench(plan, _progress)
+    failure = run(bench)
+    report = bench.report
     table, json_path, png_path = write_outputs(report, out_dir)
     click.echo(table, nl=False)
     click.echo(f"\nJSON: {json_path}  plot: {png_path}  wall time: {report.meta['wall_s']} s")
+    if failure is not None:
+        raise click.ClickException(f"the benchmark stopped early: {failure}")
 
 
-def run(plan: Plan) -> Report:
+def run(bench: Bench) -> str | None:
+    """Run the bench; what went wrong, if it stopped early (what it measured is kept)."""
     # The same event loop the services run on (Sanic uses uvloop), for the client stage.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(Bench(plan, _progress).run())
+        try:
+            runner.run(bench.run())
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            bench.report.meta["error"] = error
+            return error
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

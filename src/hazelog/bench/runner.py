@@ -128,6 +128,14 @@ class Bench:
 
     async def run(self) -> Report:
         started = time.monotonic()
+        try:
+            await self._run()
+        finally:
+            self.report.meta["loadavg_end"] = _loadavg()
+            self.report.meta["wall_s"] = round(time.monotonic() - started, 1)
+        return self.report
+
+    async def _run(self) -> None:
         with contextlib.ExitStack() as stack:
             bare_url = None
             if Stage.BARE in self.plan.stages:
@@ -153,9 +161,6 @@ class Bench:
             finally:
                 if storage is not None:
                     await storage.close()
-        self.report.meta["loadavg_end"] = _loadavg()
-        self.report.meta["wall_s"] = round(time.monotonic() - started, 1)
-        return self.report
 
     def _figures(self, stages: Sequence[str]) -> dict[tuple[str, int], Figure]:
         figures = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -106,8 +107,9 @@ class WrkRun:
             wrk,
             "-t1",
             f"-c{self.concurrency}",
-            f"-d{max(1, round(self.duration))}s",
-            f"--timeout={self.timeout:g}s",
+            # wrk takes whole seconds only.
+            f"-d{max(1, math.ceil(self.duration))}s",
+            f"--timeout={max(1, math.ceil(self.timeout))}s",
             "-s",
             str(script),
             self.url,
