@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,6 +130,8 @@ def bench(
         jar=jar,
         work_dir=out_dir / "work",
     )
+    # SIGTERM stops the bench like Ctrl-C does: through the cleanup that stops the topology.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bench = Bench(plan, _progress)
     failure = run(bench)
     report = bench.report
