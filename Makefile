@@ -19,6 +19,7 @@ help:
 	@echo "make local-up / local-down             the topology as local processes"
 	@echo "make artifacts  Hazelcast jar and wheelhouse for the hosts"
 	@echo "make lint       ruff, mypy, yamllint, ansible-lint"
+	@echo "make bench      benchmark: table, bench-results/latest.{json,png}"
 
 .PHONY: system-deps
 system-deps:
@@ -38,18 +39,34 @@ venv: $(STAMP)
 artifacts: $(STAMP)
 	@scripts/artifacts.sh $(ARTIFACTS)
 
-.PHONY: lint
-lint: $(STAMP)
+.PHONY: lint python-lint
+lint: python-lint yamllint ansible-lint
+python-lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+
+# Ansible checks; molecule needs root and the lab tools (it brings the lab up and destroys it).
+.PHONY: yamllint ansible-lint vagrant-validate molecule
+yamllint: $(STAMP)
+	$(BIN)/yamllint -s .
+ansible-lint: $(STAMP)
+	$(BIN)/ansible-lint
+vagrant-validate: $(STAMP)
+	vagrant validate --ignore-provider
+molecule: $(STAMP) artifacts
+	$(BIN)/molecule test
 
 .PHONY: pytest
 pytest: $(STAMP) artifacts
 	$(BIN)/pytest -ra
 
 .PHONY: test
-test: lint pytest
+test: lint vagrant-validate pytest molecule
+
+.PHONY: bench
+bench: $(STAMP) artifacts
+	$(BIN)/python -m hazelog.bench
 
 .PHONY: local-up local-down
 local-up: $(STAMP) artifacts
@@ -66,5 +83,16 @@ lab-destroy: $(STAMP)
 	$(HAZELOG) lab destroy
 
 .PHONY: lab
+LAB_FACADE := http://192.168.77.10:8080/
 lab: lab-up artifacts
-	@echo "make lab: the deployment comes with the Ansible issue; the lab hosts are up."
+	$(BIN)/ansible-playbook -i inventory/lab site.yml
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/scenario.yml
+	@echo
+	@echo "The lab is deployed. Facade: $(LAB_FACADE)"
+	@echo "  curl -d 'hello' $(LAB_FACADE)"
+	@echo "  curl $(LAB_FACADE)"
+	@echo "  $(HAZELOG) lab ssh logging3 systemctl stop logging@20002"
+	@echo "  $(HAZELOG) lab ssh logging3 systemctl status hazelcast@20002"
+	@echo "  $(HAZELOG) lab ssh logging1 journalctl -u logging@20000"
+	@echo "  $(HAZELOG) lab ssh logging3 systemctl start logging@20002"
+	@echo "  make lab-down    # stop the lab"
