@@ -106,6 +106,10 @@ class LoadResult:
             statuses[key] = statuses.get(key, 0) + 1
         if statuses:
             figures["failures"] = statuses
+            figures["failure_samples"] = [
+                f"#{o.index} at {o.started:.1f} s after {o.latency:.2f} s: {o.error}"
+                for o in self.failed[:3]
+            ]
         return figures
 
     def order_violations(self, stored_uuids: Sequence[str]) -> list[tuple[str, str]]:
