@@ -59,7 +59,7 @@ class FacadeConfig(ServiceConfig):
     messages_url: HttpUrl = HttpUrl("http://127.0.0.1:8081")
     # Seconds. One attempt may take request_timeout; all attempts together, deadline.
     request_timeout: float = Field(default=2.0, gt=0)
-    deadline: float = Field(default=6.0, gt=0)
+    deadline: float = Field(default=10.0, gt=0)
     cooldown: float = Field(default=5.0, ge=0)
 
 

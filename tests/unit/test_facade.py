@@ -190,10 +190,21 @@ async def test_post_all_down_is_503_naming_every_attempt() -> None:
     assert status == 503
     assert body["error"] == "no_logging_instance"
     assert body["detail"]
-    assert sorted(a["url"] for a in body["attempts"]) == sorted([*urls, bad.url])
+    assert {a["url"] for a in body["attempts"]} == {*urls, bad.url}
     errors = {a["url"]: a["error"] for a in body["attempts"]}
     assert errors[bad.url] == "HTTP 503"
     assert all(errors[u] for u in urls)
+    # The instance that answered (badly) is alive: asked again until the deadline.
+    assert [a["url"] for a in body["attempts"]].count(bad.url) >= 2
+
+
+async def test_post_with_nothing_listening_is_503_at_once() -> None:
+    urls = [dead_url(), dead_url()]
+    async with facade(config(urls, deadline=60.0)) as url:
+        status, body = await post_text(url, "m")
+    assert status == 503
+    assert sorted(a["url"] for a in body["attempts"]) == sorted(urls)
+    assert body["detail"] == "all 2 logging instance(s) failed"
 
 
 async def test_post_client_error_from_logging_is_passed_on_without_failover() -> None:

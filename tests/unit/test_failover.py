@@ -30,7 +30,7 @@ def scripted(failing: set[str], calls: list[str]) -> Callable[[str], Awaitable[s
     async def call(url: str) -> str:
         calls.append(url)
         if url in failing:
-            raise BackendFailure(f"{url} is down")
+            raise BackendFailure(f"{url} is down", unreachable=True)
         return f"ok from {url}"
 
     return call
@@ -153,6 +153,51 @@ async def test_exhausted_deadline_stops_before_the_next_instance() -> None:
     assert len(calls) == 1
     assert info.value.detail == "deadline of 0.01s exceeded after 1 attempt(s)"
     assert [a.error for a in info.value.attempts] == ["timed out"]
+
+
+async def test_a_live_but_failing_instance_is_asked_again_within_the_deadline() -> None:
+    # The last live instance answers 5xx or slowly while its member takes over dead
+    # members' partitions; the others refuse connections. A second round must find it well.
+    pool = InstancePool(URLS, cooldown=5, clock=FakeClock())
+    calls: list[str] = []
+
+    async def call(url: str) -> str:
+        calls.append(url)
+        if url != "http://b/":
+            raise BackendFailure(f"{url} refused", unreachable=True)
+        if calls.count(url) == 1:
+            raise BackendFailure("HTTP 503")
+        return "stored"
+
+    result = await call_with_failover(pool, call, deadline=5, retry_pause=0.01)
+    assert result == "stored"
+    assert calls.count("http://b/") == 2
+    assert set(calls[:3]) == set(URLS)  # a whole first round...
+    assert calls[-1] == "http://b/"  # ...then a second, in cooldown order, until b stores it
+    assert not pool.in_cooldown("http://b/")
+
+
+async def test_only_unreachable_instances_fail_at_once_without_a_second_round() -> None:
+    pool = InstancePool(URLS, cooldown=5, clock=FakeClock())
+    calls: list[str] = []
+    with pytest.raises(NoInstanceAvailable) as info:
+        await call_with_failover(pool, scripted(set(URLS), calls), deadline=60)
+    assert len(calls) == len(URLS)
+    assert info.value.detail == "all 3 logging instance(s) failed"
+
+
+async def test_rounds_stop_at_the_deadline() -> None:
+    pool = InstancePool(["http://x/"], cooldown=5, clock=FakeClock())
+    calls: list[str] = []
+
+    async def failing(url: str) -> None:
+        calls.append(url)
+        raise BackendFailure("HTTP 500")
+
+    with pytest.raises(NoInstanceAvailable) as info:
+        await call_with_failover(pool, failing, deadline=0.1, retry_pause=0.02)
+    assert 2 <= len(calls) <= 6
+    assert len(info.value.attempts) == len(calls)
 
 
 def test_pool_needs_an_instance_and_drops_duplicates() -> None:

@@ -30,6 +30,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _transport_failure(exc: aiohttp.ClientError) -> BackendFailure:
+    # A failed connect means nothing listens; anything later (a reset, a timeout) came
+    # from an instance that is there.
+    unreachable = isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, TimeoutError
+    )
+    return BackendFailure(_describe(exc), unreachable=unreachable)
+
+
 async def _read_json(response: aiohttp.ClientResponse) -> Any:
     raw = await response.read()
     try:
@@ -62,7 +71,7 @@ async def post_message(
                 return Rejection(response.status, body)
             raise BackendFailure(f"unexpected HTTP {response.status}")
     except aiohttp.ClientError as exc:
-        raise BackendFailure(_describe(exc)) from exc
+        raise _transport_failure(exc) from exc
 
 
 def batch_url(url: str) -> str:
@@ -88,7 +97,7 @@ async def post_batch(
             else:
                 body = await _read_json(response)
     except aiohttp.ClientError as exc:
-        raise BackendFailure(_describe(exc)) from exc
+        raise _transport_failure(exc) from exc
     if body is None:
         return list(await asyncio.gather(*(post_message(session, url, p) for p in payloads)))
     results = body.get("results") if isinstance(body, dict) else None
@@ -138,7 +147,7 @@ async def get_messages(
                 raise BackendFailure(f"HTTP {response.status}")
             body = await _read_json(response)
     except aiohttp.ClientError as exc:
-        raise BackendFailure(_describe(exc)) from exc
+        raise _transport_failure(exc) from exc
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not all(_valid_message(m) for m in messages):
         raise BackendFailure("response is not a message list")
@@ -152,5 +161,7 @@ async def get_text(session: aiohttp.ClientSession, url: str) -> str:
             if response.status != 200:
                 raise BackendFailure(f"HTTP {response.status}")
             return await response.text(encoding="utf-8")
-    except (aiohttp.ClientError, UnicodeDecodeError) as exc:
-        raise BackendFailure(_describe(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise BackendFailure(f"HTTP {response.status} with a text that is not UTF-8") from exc
+    except aiohttp.ClientError as exc:
+        raise _transport_failure(exc) from exc

@@ -23,7 +23,15 @@ log = logging.getLogger("hazelog.facade")
 
 class BackendFailure(Exception):
     """An instance could not serve the request (connection error, timeout, 5xx, garbage);
-    the same request may be tried on another instance."""
+    the same request may be tried on another instance.
+
+    `unreachable` means nothing listens there (the connection itself failed): unlike an
+    instance that answered badly or slowly, it is not worth asking again within a request.
+    """
+
+    def __init__(self, detail: str, *, unreachable: bool = False) -> None:
+        super().__init__(detail)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -80,34 +88,49 @@ class InstancePool:
 
 
 async def call_with_failover(
-    pool: InstancePool, call: Callable[[str], Awaitable[T]], deadline: float
+    pool: InstancePool,
+    call: Callable[[str], Awaitable[T]],
+    deadline: float,
+    retry_pause: float = 0.2,
 ) -> T:
-    """Return the first successful `call(url)`, trying each instance at most once.
+    """Return the first successful `call(url)`, going through the instances in pool order.
 
     BackendFailure or a timeout moves on to the next instance (and cools the failed one
-    down); any other exception is the caller's business and propagates at once.
+    down); any other exception is the caller's business and propagates at once. When every
+    instance has failed but one of them is alive (it timed out or answered badly, as the
+    last live instance does while its member takes over the partitions of dead ones),
+    another round follows after `retry_pause`, within `deadline`: the calls are idempotent
+    (same UUID). When nothing listens anywhere, the answer comes at once.
     """
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + deadline
     attempts: list[Attempt] = []
-    for url in pool.order():
-        remaining = ends_at - loop.time()
-        if remaining <= 0:
-            raise NoInstanceAvailable(
-                f"deadline of {deadline:g}s exceeded after {len(attempts)} attempt(s)", attempts
-            )
-        try:
-            async with asyncio.timeout(remaining):
-                result = await call(url)
-        except BackendFailure as exc:
-            attempts.append(Attempt(url, str(exc)))
-        except TimeoutError:
-            attempts.append(Attempt(url, "timed out"))
-        else:
-            pool.mark_ok(url)
-            return result
-        pool.mark_failed(url)
-        log.warning("logging instance %s failed: %s", url, attempts[-1].error)
+    while True:
+        any_alive = False
+        for url in pool.order():
+            remaining = ends_at - loop.time()
+            if remaining <= 0:
+                raise NoInstanceAvailable(
+                    f"deadline of {deadline:g}s exceeded after {len(attempts)} attempt(s)",
+                    attempts,
+                )
+            try:
+                async with asyncio.timeout(remaining):
+                    result = await call(url)
+            except BackendFailure as exc:
+                attempts.append(Attempt(url, str(exc)))
+                any_alive = any_alive or not exc.unreachable
+            except TimeoutError:
+                attempts.append(Attempt(url, "timed out"))
+                any_alive = True
+            else:
+                pool.mark_ok(url)
+                return result
+            pool.mark_failed(url)
+            log.warning("logging instance %s failed: %s", url, attempts[-1].error)
+        if not any_alive or loop.time() + retry_pause >= ends_at:
+            break
+        await asyncio.sleep(retry_pause)
     raise NoInstanceAvailable(f"all {len(attempts)} logging instance(s) failed", attempts)
 
 
