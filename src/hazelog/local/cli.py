@@ -104,6 +104,9 @@ def up(base_dir: Path, java: str, jar: Path, port_offset: int, timeout: float) -
         save_state(state_path, started)
 
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    # Python keeps SIGINT ignored when it starts with it ignored (a background job of a
+    # non-interactive shell): Ctrl-C and `kill -INT` must still stop what `up` started.
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         start_all(specs, timeout, on_started=record)
     except StartError as exc:
@@ -118,6 +121,7 @@ def up(base_dir: Path, java: str, jar: Path, port_offset: int, timeout: float) -
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
+        signal.signal(signal.SIGINT, previous_sigint)
     click.echo(_table(started))
     click.echo(f"\nStop with: hazelog local down --base-dir {base_dir}")
 
