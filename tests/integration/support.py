@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import re
 import shutil
 import signal
@@ -13,7 +12,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hazelog.local.processes import Running, ports_in_use, signal_process, stop, wait_exit
+from hazelog.local import processes
+from hazelog.local.processes import Running, signal_process, stop, wait_exit
 from hazelog.local.runner import hazelog_command, start_all
 from hazelog.local.topology import Kind, Ports, ProcessSpec, build_topology
 
@@ -21,9 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 JAR = Path(os.environ.get("HAZELOG_JAR", REPO / ".cache/artifacts/hazelcast-5.7.0.jar"))
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0
-# Below the kernel's ephemeral range (32768+), so no outgoing connection takes our ports, and
-# clear of the default topology (offset 0) that a developer may be running.
-_OFFSETS = range(200, 11700)
 _RECEIVED = re.compile(r"received (?P<uuid>[0-9a-f-]{36}): (?P<msg>.*)$")
 # A member's view of the cluster: "Members {size:3, ver:3} [" then one "Member [host]:port"
 # line per member, the master first.
@@ -34,12 +31,7 @@ _live: list[Topology] = []
 
 def free_port_offset() -> int:
     """An offset at which every port of the default topology is free on 127.0.0.1."""
-    rng = random.Random()
-    for _ in range(100):
-        offset = rng.choice(_OFFSETS)
-        if not ports_in_use(HOST, Ports().shifted(offset).all()):
-            return offset
-    raise RuntimeError("no free port offset found for a test topology")
+    return processes.free_port_offset(HOST)
 
 
 @dataclass

@@ -4,7 +4,6 @@ ports so a running `hazelog local up` is left alone) and the bare Sanic baseline
 from __future__ import annotations
 
 import contextlib
-import random
 import shutil
 import subprocess
 import sys
@@ -13,25 +12,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hazelog.local.processes import Running, ports_in_use, stop
+from hazelog.local.processes import Running, free_port_offset, stop
 from hazelog.local.runner import hazelog_command, start_all
 from hazelog.local.topology import Ports, build_topology
 from hazelog.member import DEFAULT_CLUSTER_NAME, DEFAULT_MAP_NAME, http_ok
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 120.0
-# Below the kernel's ephemeral range (32768+) and clear of the default topology (offset 0).
-_OFFSETS = range(300, 11700)
 
 
 def free_ports() -> Ports:
     """The default topology's ports, shifted to where all of them are free."""
-    rng = random.Random()
-    for _ in range(100):
-        ports = Ports().shifted(rng.choice(_OFFSETS))
-        if not ports_in_use(HOST, ports.all()):
-            return ports
-    raise RuntimeError("no free ports for the benchmark topology")
+    return Ports().shifted(free_port_offset(HOST))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hazelog.local.topology import Kind, ProcessSpec
+from hazelog.local.topology import Kind, Ports, ProcessSpec
 from hazelog.member import http_ok, member_health
 
 # Variables that would make a child think it runs as a systemd unit (journal logging,
@@ -97,6 +98,22 @@ def process_start_time(pid: int) -> int | None:
     if fields[0] in {"Z", "X"}:
         return None
     return int(fields[19])
+
+
+# Port offsets for a topology beside the default one (offset 0) and below the kernel's
+# ephemeral range (32768+), where clients' own ports would collide with ours.
+FREE_OFFSETS = range(300, 11700)
+
+
+def free_port_offset(host: str) -> int:
+    """An offset at which every port of the default topology is free on `host` (tests and
+    the benchmark run beside a user's `hazelog local up`)."""
+    rng = random.Random()
+    for _ in range(100):
+        offset = rng.choice(FREE_OFFSETS)
+        if not ports_in_use(host, Ports().shifted(offset).all()):
+            return offset
+    raise RuntimeError(f"no port offset in {FREE_OFFSETS} has every topology port free")
 
 
 def ports_in_use(host: str, ports: Iterable[int]) -> list[int]:
