@@ -24,12 +24,12 @@ from hazelog.lab import machine
 from hazelog.lab.inventory import default_state_dir
 from hazelog.lab.machine import MachineDir
 from hazelog.lab.ssh import key_path, ssh_argv
+from tests.deploy.ansible import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory/lab/hosts.yml"
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 HAZELOG = VENV_BIN / "hazelog"
-ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
 MEMBER_PORT_OFFSET = 1000
 
 
@@ -240,15 +240,7 @@ def whole_and_safe(lab: Lab) -> bool:
 
 
 def run_playbook(playbook: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "inventory/lab", playbook],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-    )
+    return ansible_playbook("-i", "inventory/lab", playbook, timeout=timeout)
 
 
 def run_hazelog_lab(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:

@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from tests.conftest import require
+from tests.deploy.ansible import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles/firewall"
 LAB_INVENTORY = REPO / "inventory/lab/hosts.yml"
-ANSIBLE_PLAYBOOK = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin/ansible-playbook"
 
 FACADE = "192.168.77.10"
 LOGGING = ["192.168.77.21", "192.168.77.22", "192.168.77.23"]
@@ -58,7 +58,6 @@ RENDER_PLAY = [
 
 
 def render(tmp_path: Path, inventory: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    require(ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing (pip install -e '.[dev]')")
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
     (tmp_path / "render.yml").write_text(yaml.safe_dump(RENDER_PLAY), encoding="utf-8")
     extra = {
@@ -67,21 +66,13 @@ def render(tmp_path: Path, inventory: dict[str, Any]) -> subprocess.CompletedPro
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
     }
-    return subprocess.run(
-        [
-            str(ANSIBLE_PLAYBOOK),
-            "-i",
-            str(tmp_path / "hosts.yml"),
-            str(tmp_path / "render.yml"),
-            "-e",
-            json.dumps(extra),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    return ansible_playbook(
+        "-i",
+        str(tmp_path / "hosts.yml"),
+        str(tmp_path / "render.yml"),
+        "-e",
+        json.dumps(extra),
         timeout=300,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
     )
 
 

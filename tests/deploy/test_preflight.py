@@ -5,7 +5,6 @@ Runs ansible-playbook on the controller only (the preflight play targets localho
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -16,10 +15,10 @@ import pytest
 import yaml
 
 from tests.conftest import require
+from tests.deploy.ansible import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = REPO / "inventory/lab/hosts.yml"
-ANSIBLE_PLAYBOOK = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin/ansible-playbook"
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -51,22 +50,13 @@ def member_port_collision(inv: dict[str, Any]) -> None:
 
 
 def run_preflight(tmp_path: Path, edit: Edit | None) -> subprocess.CompletedProcess[str]:
-    require(ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing (pip install -e '.[dev]')")
     inventory = yaml.safe_load(LAB_INVENTORY.read_text(encoding="utf-8"))
     bad = copy.deepcopy(inventory)
     if edit is not None:
         edit(bad)
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(bad), encoding="utf-8")
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(path), "playbooks/preflight.yml"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-    )
+    return ansible_playbook("-i", str(path), "playbooks/preflight.yml", timeout=120)
 
 
 @pytest.mark.parametrize(

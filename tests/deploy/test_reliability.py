@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import require
+from tests.deploy.ansible import ANSIBLE_PLAYBOOK
 from tests.deploy.figures import report_figures
 from tests.deploy.lab import (
-    ANSIBLE_PLAYBOOK,
     REPO,
     Instance,
     Lab,

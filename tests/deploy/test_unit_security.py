@@ -8,7 +8,6 @@ member 4.5 or lower, since it must keep MemoryDenyWriteExecute off for Java's JI
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,10 +18,10 @@ import pytest
 import yaml
 
 from tests.conftest import require
+from tests.deploy.ansible import ansible_playbook
 from tests.deploy.figures import report_figures
 
 REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin/ansible-playbook"
 UNIT_TEMPLATES = sorted(REPO.glob("roles/*/templates/*.service.j2"))
 ROLE_VARS = sorted([*REPO.glob("roles/*/defaults/main.yml"), *REPO.glob("roles/*/vars/main.yml")])
 
@@ -78,7 +77,6 @@ def limit_for(template: Path) -> float:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """unit template name -> the rendered unit file."""
-    require(ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing (pip install -e '.[dev]')")
     out = tmp_path_factory.mktemp("units")
     playbook = out / "render.yml"
     playbook.write_text(yaml.safe_dump(RENDER_PLAY, sort_keys=False), encoding="utf-8")
@@ -87,15 +85,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     extra.write_text(
         json.dumps({"role_vars": [str(p) for p in ROLE_VARS], "units": units}), encoding="utf-8"
     )
-    result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(playbook), "-e", f"@{extra}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-    )
+    result = ansible_playbook("-i", "localhost,", str(playbook), "-e", f"@{extra}", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {t.name: out / unit_name(t) for t in UNIT_TEMPLATES}
 
