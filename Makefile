@@ -13,9 +13,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help
 help:
-	@echo "make lab        local lab hosts + deployment + the demo scenario"
+	@echo "make lab        Vagrant hosts + deployment + the demo scenario"
 	@echo "make test       install what is needed, then every check"
-	@echo "make lab-up / lab-down / lab-destroy   the lab hosts alone"
+	@echo "make box        build the hosts' Vagrant box (lxc provider) here, once"
+	@echo "make lab-up / lab-down / lab-destroy   vagrant up / halt / destroy -f"
 	@echo "make local-up / local-down             the topology as local processes"
 	@echo "make artifacts  Hazelcast jar and wheelhouse for the hosts"
 	@echo "make lint       ruff, mypy, yamllint, ansible-lint"
@@ -46,7 +47,12 @@ python-lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-# Ansible checks; molecule needs root and the lab tools (it brings the lab up and destroys it).
+# The box for Vagrant's lxc provider: built here (the hosts have no internet), cached.
+.PHONY: box
+box: system-deps
+	@scripts/box.sh
+
+# Ansible checks; molecule needs root and Vagrant (it brings the hosts up and destroys them).
 .PHONY: yamllint ansible-lint vagrant-validate molecule
 yamllint: $(STAMP)
 	$(BIN)/yamllint -s .
@@ -54,11 +60,11 @@ ansible-lint: $(STAMP)
 	$(BIN)/ansible-lint
 vagrant-validate: $(STAMP)
 	vagrant validate --ignore-provider
-molecule: $(STAMP) artifacts
+molecule: $(STAMP) artifacts box
 	$(BIN)/molecule test
 
 .PHONY: pytest
-pytest: $(STAMP) artifacts
+pytest: $(STAMP) artifacts box
 	$(BIN)/pytest -ra
 
 .PHONY: test
@@ -75,24 +81,28 @@ local-down: $(STAMP)
 	$(HAZELOG) local down
 
 .PHONY: lab-up lab-down lab-destroy
-lab-up: $(STAMP)
-	$(HAZELOG) lab up
-lab-down: $(STAMP)
-	$(HAZELOG) lab down
-lab-destroy: $(STAMP)
-	$(HAZELOG) lab destroy
+lab-up: box
+	vagrant up
+lab-down:
+	vagrant halt
+lab-destroy:
+	vagrant destroy -f
 
+# The main job: hosts, deployment (ansible.cfg's default inventory), the demo scenario.
 .PHONY: lab
-LAB_FACADE := http://192.168.77.10:8080/
+LAB_FACADE := http://192.168.56.10:8080/
 lab: lab-up artifacts
-	$(BIN)/ansible-playbook -i inventory/lab site.yml
-	$(BIN)/ansible-playbook -i inventory/lab playbooks/scenario.yml
+	$(BIN)/ansible-playbook site.yml
+	$(BIN)/ansible-playbook playbooks/scenario.yml
 	@echo
-	@echo "The lab is deployed. Facade: $(LAB_FACADE)"
-	@echo "  curl -d 'hello' $(LAB_FACADE)"
+	@echo "The hosts are deployed. Try, as a Vagrant user would:"
+	@echo "  vagrant status"
+	@echo "  curl -d hello $(LAB_FACADE)"
 	@echo "  curl $(LAB_FACADE)"
-	@echo "  $(HAZELOG) lab ssh logging3 systemctl stop logging@20002"
-	@echo "  $(HAZELOG) lab ssh logging3 systemctl status hazelcast@20002"
-	@echo "  $(HAZELOG) lab ssh logging1 journalctl -u logging@20000"
-	@echo "  $(HAZELOG) lab ssh logging3 systemctl start logging@20002"
-	@echo "  make lab-down    # stop the lab"
+	@echo "  vagrant ssh logging3 -c 'sudo systemctl stop logging@20002'"
+	@echo "  vagrant ssh logging3 -c 'systemctl status hazelcast@20002'"
+	@echo "  vagrant ssh logging1 -c 'journalctl -u logging@20000'"
+	@echo "  vagrant ssh logging3 -c 'sudo systemctl start logging@20002'"
+	@echo "  ansible-playbook playbooks/rolling-restart.yml"
+	@echo "  vagrant halt          # make lab-down"
+	@echo "  vagrant destroy -f    # make lab-destroy"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hazelog's checks and lab need, only those missing.
 # Why each: libsystemd-dev + pkg-config build systemd-python; a JRE runs Hazelcast members;
-# maven fetches the Hazelcast jar; systemd-container + debootstrap make the lab; vagrant
-# validates the Vagrantfile; wrk drives the benchmark; nft checks the firewall ruleset.
+# maven fetches the Hazelcast jar; vagrant, vagrant-lxc, lxc and sudo (vagrant-lxc runs
+# `sudo lxc-...` even as root) run the hosts; mmdebstrap builds their box; wrk drives the
+# benchmark; nft checks the firewall ruleset.
 set -euo pipefail
 
-packages=(libsystemd-dev pkg-config maven systemd-container debootstrap vagrant wrk
+packages=(libsystemd-dev pkg-config maven vagrant vagrant-lxc lxc sudo mmdebstrap wrk
           openssh-client iproute2 rsync nftables)
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 

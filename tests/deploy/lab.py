@@ -1,36 +1,35 @@
-"""Driving the deployed lab from the reliability tests: SSH, systemctl, health, the facade.
+"""Driving the Vagrant hosts from the deploy tests: Vagrant's own commands, SSH, systemctl,
+health, the facade.
 
-Commands go over the lab's own SSH helpers (the same `ssh` argv `hazelog lab ssh` execs);
-HTTP to the services goes straight from the controller (the firewall trusts it).
+Hosts come and go with `vagrant up/halt/destroy`. Commands on the hosts go over SSH with the
+configuration `vagrant ssh-config` prints (the same keys and options as `vagrant ssh`,
+without starting Ruby for every command); HTTP goes straight from the controller (the
+firewall lets it in), and only after tests.deploy.network found the hosts on a local link.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hazelog.lab import machine
-from hazelog.lab.inventory import default_state_dir
-from hazelog.lab.machine import MachineDir
-from hazelog.lab.ssh import key_path, ssh_argv
-from tests.deploy.ansible import ansible_playbook
+from tests.conftest import require
+from tests.deploy.ansible import ANSIBLE_PLAYBOOK, ansible_playbook
+from tests.deploy.network import INVENTORY, REPO, check_address
 
-REPO = Path(__file__).resolve().parents[2]
-INVENTORY = REPO / "inventory/lab/hosts.yml"
-VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
-HAZELOG = VENV_BIN / "hazelog"
 MEMBER_PORT_OFFSET = 1000
+SSH_CONFIG = REPO / ".vagrant/ssh-config"
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,6 @@ class Lab:
     instances: tuple[Instance, ...]
     facade_host: str
     messages_host: str
-    state_dir: Path
 
     @classmethod
     def from_inventory(cls, path: Path = INVENTORY) -> Lab:
@@ -84,7 +82,6 @@ class Lab:
             instances=instances,
             facade_host=next(iter(groups["facade"]["hosts"])),
             messages_host=next(iter(groups["messages"]["hosts"])),
-            state_dir=default_state_dir(path),
         )
 
     @property
@@ -97,7 +94,8 @@ class Lab:
     # -- commands on the hosts -------------------------------------------------------------
 
     def ssh_argv(self, host: str, command: str) -> list[str]:
-        return ssh_argv(key_path(self.state_dir), IPv4Address(self.addresses[host]), [command])
+        """ssh as `vagrant ssh HOST -c 'sudo COMMAND'` would run it."""
+        return ["ssh", "-F", str(SSH_CONFIG), "-o", "LogLevel=ERROR", host, f"sudo {command}"]
 
     def ssh(
         self, host: str, command: str, *, check: bool = True, timeout: float = 120
@@ -156,18 +154,59 @@ class Lab:
         result: dict[str, bool] = json.loads(self.ssh(host, command).stdout)
         return result
 
-    # -- whole hosts -----------------------------------------------------------------------
+    # -- whole hosts, with Vagrant ------------------------------------------------------
 
-    def power_off(self, host: str, timeout: float = 120) -> None:
-        """Shut one lab machine down cleanly (SIGTERM to its systemd-nspawn: a poweroff)."""
-        md = MachineDir(self.state_dir, host)
-        pid = machine.nspawn_pid(md)
-        assert pid is not None, f"{host} is not running"
-        machine.signal_stop(pid)
-        assert not machine.wait_gone([pid], timeout), f"{host} did not power off"
+    def halt(self, *hosts: str) -> None:
+        run_vagrant("halt", *hosts)
+
+    def up(self, *hosts: str) -> None:
+        run_vagrant("up", *hosts)
+        write_ssh_config()
 
     def running(self, host: str) -> bool:
-        return machine.nspawn_pid(MachineDir(self.state_dir, host)) is not None
+        return machine_states().get(host) == "running"
+
+
+def run_vagrant(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    require(shutil.which("vagrant") is not None, "vagrant is missing (make system-deps)")
+    result = subprocess.run(
+        ["vagrant", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"vagrant {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
+def machine_states() -> dict[str, str]:
+    """{host: state} from `vagrant status --machine-readable` (running, stopped, not_created)."""
+    output = run_vagrant("status", "--machine-readable").stdout
+    states = {}
+    for line in output.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 4 and fields[2] == "state":
+            states[fields[1]] = fields[3]
+    return states
+
+
+def write_ssh_config() -> None:
+    SSH_CONFIG.write_text(run_vagrant("ssh-config").stdout, encoding="utf-8")
+
+
+def hosts_up() -> Lab:
+    """The hosts of the inventory running (`vagrant up`), on a local link, reachable over SSH."""
+    require(os.geteuid() == 0, "the lxc provider needs root")
+    require(ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing")
+    run_vagrant("up")
+    write_ssh_config()
+    lab = Lab.from_inventory()
+    for address in lab.addresses.values():
+        check_address(address)
+    return lab
 
 
 def _quote(text: str) -> str:
@@ -185,6 +224,7 @@ def http(
     timeout: float = 15,
 ) -> tuple[int | None, dict[str, str], bytes]:
     """(status, headers with lower-case names, body); status None when nothing answered."""
+    check_address(urllib.parse.urlsplit(url).hostname or "")
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -240,15 +280,5 @@ def whole_and_safe(lab: Lab) -> bool:
 
 
 def run_playbook(playbook: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return ansible_playbook("-i", "inventory/lab", playbook, timeout=timeout)
-
-
-def run_hazelog_lab(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(HAZELOG), "lab", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """A playbook against the default inventory (ansible.cfg): the Vagrant hosts."""
+    return ansible_playbook(playbook, timeout=timeout)

@@ -1,11 +1,12 @@
 """A bounded load generator for the reliability tests: POSTs numbered messages to the facade.
 
 Bounded three ways: a request count, a time limit and a concurrency (plus an optional rate).
-It refuses any target but loopback and the lab's own subnet. Every request is recorded: when
-it started, how long it took, its status, the UUID of a 201. The tests run it in a background
-thread while they kill things, then compare the acknowledged UUIDs with what GET returns.
+It refuses any target but loopback and the Vagrant hosts' network on its local bridge. Every
+request is recorded: when it started, how long it took, its status, the UUID of a 201. The
+tests run it in a background thread while they kill things, then compare the acknowledged
+UUIDs with what GET returns.
 
-    python -m tests.deploy.load http://192.168.77.10:8080/ --requests 500 --duration 20
+    python -m tests.deploy.load http://192.168.56.10:8080/ --requests 500 --duration 20
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
 import threading
 import time
@@ -24,28 +24,12 @@ from typing import Any
 
 import aiohttp
 
-# Loopback, and the lab's bridge subnet (hazelog lab): nothing else may be loaded.
-ALLOWED_NETWORKS = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("::1/128"),
-    ipaddress.ip_network("192.168.77.0/24"),
-)
-
-
-class TargetNotAllowed(ValueError):
-    pass
+from tests.deploy.network import TargetNotAllowed, check_address
 
 
 def check_target(url: str) -> None:
     host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError as exc:
-        raise TargetNotAllowed(f"{url}: give an IP address (loopback or the lab's)") from exc
-    if not any(address in network for network in ALLOWED_NETWORKS):
-        raise TargetNotAllowed(f"{url}: only loopback and 192.168.77.0/24 may be loaded")
+    check_address("127.0.0.1" if host == "localhost" else host)
 
 
 @dataclass(frozen=True)
@@ -281,13 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rate", type=float, default=None, help="requests per second at most")
     args = parser.parse_args(argv)
-    load = Load(
-        args.url,
-        max_requests=args.requests,
-        duration=args.duration,
-        concurrency=args.concurrency,
-        rate=args.rate,
-    ).start()
+    try:
+        load = Load(
+            args.url,
+            max_requests=args.requests,
+            duration=args.duration,
+            concurrency=args.concurrency,
+            rate=args.rate,
+        ).start()
+    except TargetNotAllowed as exc:
+        parser.exit(2, f"load: {exc}\n")
     load.join()
     print(json.dumps(load.result.summary(), indent=2))
     return 0 if not load.result.failed else 1

@@ -1,8 +1,8 @@
-"""The firewall role's ruleset per host, rendered from the lab inventory on the controller.
+"""The firewall role's ruleset per host, rendered from the inventory on the controller.
 
-No lab needed: Ansible renders roles/firewall's template for every host (connection local),
+No hosts needed: Ansible renders roles/firewall's template for every host (connection local),
 `nft -c` checks each file, and the rules are read back. That the rules really let in and keep
-out the right peers is tested on the deployed lab (test_reliability.py).
+out the right peers is tested on the deployed Vagrant hosts (test_reliability.py).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from tests.deploy.ansible import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles/firewall"
-LAB_INVENTORY = REPO / "inventory/lab/hosts.yml"
+INVENTORY = REPO / "inventory/vagrant/hosts.yml"
 
-FACADE = "192.168.77.10"
-LOGGING = ["192.168.77.21", "192.168.77.22", "192.168.77.23"]
+FACADE = "192.168.56.10"
+LOGGING = ["192.168.56.21", "192.168.56.22", "192.168.56.23"]
 
 RENDER_PLAY = [
     {
@@ -76,15 +76,15 @@ def render(tmp_path: Path, inventory: dict[str, Any]) -> subprocess.CompletedPro
     )
 
 
-def lab_inventory() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(LAB_INVENTORY.read_text(encoding="utf-8"))
+def repo_inventory() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(INVENTORY.read_text(encoding="utf-8"))
     return loaded
 
 
 @pytest.fixture(scope="module")
 def rulesets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("firewall")
-    result = render(out, lab_inventory())
+    result = render(out, repo_inventory())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {path.stem: path.read_text(encoding="utf-8") for path in out.glob("*.nft")}
 
@@ -149,7 +149,7 @@ def test_logging_host_rules(rulesets: dict[str, str], host: str, port: int) -> N
 
 
 def test_several_ports_on_one_host(tmp_path: Path) -> None:
-    inventory = copy.deepcopy(lab_inventory())
+    inventory = copy.deepcopy(repo_inventory())
     inventory["all"]["children"]["logging"]["hosts"]["logging1"]["logging_ports"] = [20000, 20010]
     result = render(tmp_path, inventory)
     assert result.returncode == 0, result.stdout[-3000:]
@@ -164,7 +164,7 @@ def test_several_ports_on_one_host(tmp_path: Path) -> None:
 
 
 def test_a_host_name_instead_of_an_address_fails_naming_the_variable(tmp_path: Path) -> None:
-    inventory = copy.deepcopy(lab_inventory())
+    inventory = copy.deepcopy(repo_inventory())
     inventory["all"]["children"]["facade"]["hosts"]["facade"]["ansible_host"] = "facade.example"
     result = render(tmp_path, inventory)
     assert result.returncode != 0

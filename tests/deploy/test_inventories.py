@@ -1,18 +1,21 @@
-"""The two inventories describe the same topology, and the Vagrantfile and the roles read them.
+"""The inventory describes the topology the Vagrantfile and the roles read.
 
-No hosts needed: these read the repository's files."""
+No hosts needed: these read the repository's files (and ask Vagrant how it reads them)."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+import shutil
+import subprocess
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
+from tests.conftest import require
+
 REPO = Path(__file__).resolve().parents[2]
-INVENTORIES = {name: REPO / "inventory" / name / "hosts.yml" for name in ("lab", "vagrant")}
+INVENTORY = REPO / "inventory/vagrant/hosts.yml"
 GROUPS = ("facade", "messages", "logging")
 
 
@@ -22,39 +25,38 @@ def hosts_by_group(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
     return {group: dict(children[group]["hosts"]) for group in children}
 
 
-@pytest.mark.parametrize("name", sorted(INVENTORIES))
-def test_each_inventory_has_the_three_groups_with_addresses(name: str) -> None:
-    groups = hosts_by_group(INVENTORIES[name])
+def test_the_inventory_has_the_three_groups_with_addresses_on_its_network() -> None:
+    network = IPv4Network(yaml.safe_load(INVENTORY.read_text())["all"]["vars"]["vagrant_network"])
+    groups = hosts_by_group(INVENTORY)
     assert set(GROUPS) <= set(groups)
     for group in GROUPS:
-        assert groups[group], f"{name}: group {group} is empty"
+        assert groups[group], f"group {group} is empty"
         for host, host_vars in groups[group].items():
-            IPv4Address(host_vars["ansible_host"])  # raises on a missing or bad address
+            assert IPv4Address(host_vars["ansible_host"]) in network, host
             if group == "logging":
                 assert isinstance(host_vars["logging_ports"], list), host
 
 
-def test_lab_and_vagrant_share_hosts_ports_and_last_octets() -> None:
-    def shape(path: Path) -> dict[str, dict[str, tuple[int, list[int]]]]:
-        return {
-            group: {
-                host: (
-                    int(IPv4Address(v["ansible_host"]).packed[-1]),
-                    list(v.get("logging_ports", [])),
-                )
-                for host, v in hosts.items()
-            }
-            for group, hosts in hosts_by_group(path).items()
-        }
-
-    assert shape(INVENTORIES["lab"]) == shape(INVENTORIES["vagrant"])
-
-
-def test_vagrant_addresses_are_on_the_vagrant_network_and_lab_on_the_lab_bridge() -> None:
-    for name, prefix in (("vagrant", "192.168.56."), ("lab", "192.168.77.")):
-        for hosts in hosts_by_group(INVENTORIES[name]).values():
-            for host, host_vars in hosts.items():
-                assert str(host_vars["ansible_host"]).startswith(prefix), (name, host)
+def test_vagrant_defines_a_machine_per_inventory_host_and_picks_lxc_first() -> None:
+    require(shutil.which("vagrant") is not None, "vagrant is missing (make system-deps)")
+    result = subprocess.run(
+        ["vagrant", "status", "--machine-readable"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    providers = {
+        fields[1]: fields[3]
+        for fields in (line.split(",") for line in result.stdout.splitlines())
+        if len(fields) >= 4 and fields[2] == "provider-name"
+    }
+    inventory_hosts = {host for hosts in hosts_by_group(INVENTORY).values() for host in hosts}
+    assert set(providers) == inventory_hosts
+    require(shutil.which("lxc-start") is not None, "vagrant-lxc/lxc are missing (make system-deps)")
+    assert set(providers.values()) == {"lxc"}, providers
 
 
 def test_the_hazelcast_role_renders_the_template_hazelog_local_uses() -> None:

@@ -18,7 +18,7 @@ from tests.conftest import require
 from tests.deploy.ansible import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_INVENTORY = REPO / "inventory/lab/hosts.yml"
+INVENTORY = REPO / "inventory/vagrant/hosts.yml"
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -50,7 +50,7 @@ def member_port_collision(inv: dict[str, Any]) -> None:
 
 
 def run_preflight(tmp_path: Path, edit: Edit | None) -> subprocess.CompletedProcess[str]:
-    inventory = yaml.safe_load(LAB_INVENTORY.read_text(encoding="utf-8"))
+    inventory = yaml.safe_load(INVENTORY.read_text(encoding="utf-8"))
     bad = copy.deepcopy(inventory)
     if edit is not None:
         edit(bad)
@@ -68,7 +68,7 @@ def run_preflight(tmp_path: Path, edit: Edit | None) -> subprocess.CompletedProc
         (set_ports("logging2", "20001"), 'logging_ports of logging2 is "20001"'),
         (set_ports("logging2", {"port": 20001}), "logging_ports of logging2 is {"),
         (drop_ports("logging3"), 'logging_ports of logging3 is "undefined"'),
-        (member_port_collision, "192.168.77.21:21000"),
+        (member_port_collision, "192.168.56.21:21000"),
     ],
     ids=["missing-group", "out-of-range", "duplicate", "string", "mapping", "missing", "collision"],
 )

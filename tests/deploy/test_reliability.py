@@ -1,16 +1,15 @@
 """Nothing lost, no one let in: chaos, rolling restarts, failures and the firewall, on the
-deployed lab (issue 5).
+deployed Vagrant hosts (issue 5).
 
-The module's fixture brings the lab up, deploys site.yml onto it (idempotent, so always run)
-and takes the lab down at the end. Tests run in file order; each leaves the cluster whole.
+The module's fixture brings the hosts up (`vagrant up`), deploys site.yml onto them
+(idempotent, so always run) and, if it had to create them, destroys them at the end. Tests run
+in file order; each leaves the cluster whole.
 Figures (sent, acknowledged, failed, lost, latencies) go to the terminal and .cache/figures/.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,23 +18,24 @@ from typing import Any
 import pytest
 
 from tests.conftest import require
-from tests.deploy.ansible import ANSIBLE_PLAYBOOK
 from tests.deploy.figures import report_figures
 from tests.deploy.lab import (
-    REPO,
     Instance,
     Lab,
     cluster_safe,
     cluster_size,
+    hosts_up,
     http,
     instance_ready,
-    run_hazelog_lab,
+    machine_states,
     run_playbook,
+    run_vagrant,
     stored_messages,
     wait_until,
     whole_and_safe,
 )
 from tests.deploy.load import Load, LoadResult
+from tests.deploy.network import REPO, route_to
 
 pytestmark = pytest.mark.deploy
 
@@ -51,26 +51,23 @@ RECOVERY_TIMEOUT = 240.0
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    require(os.geteuid() == 0, "the lab needs root")
-    require(shutil.which("systemd-nspawn") is not None, "systemd-nspawn is missing")
-    require(ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing")
     artifacts = REPO / ".cache/artifacts"
     require(
         (artifacts / "hazelcast-5.7.0.jar").is_file()
         and (artifacts / "wheelhouse/requirements.txt").is_file(),
         "the artifacts are missing (make artifacts)",
     )
-    the_lab = Lab.from_inventory()
+    created = set(machine_states().values()) != {"running"}
     try:
-        up = run_hazelog_lab("up")
-        assert up.returncode == 0, up.stdout + up.stderr
+        the_lab = hosts_up()
         deploy = run_playbook("site.yml")
         assert deploy.returncode == 0, deploy.stdout[-5000:] + deploy.stderr[-3000:]
         wait_until(lambda: whole_and_safe(the_lab), RECOVERY_TIMEOUT, "the deployed cluster")
         yield the_lab
     finally:
-        down = run_hazelog_lab("down")
-        assert down.returncode == 0, down.stdout + down.stderr
+        # Leave the hosts as they were found: a user's running hosts stay up.
+        if created:
+            run_vagrant("destroy", "-f")
 
 
 def restore(lab: Lab) -> None:
@@ -189,6 +186,18 @@ def test_firewall_lets_the_facade_reach_logging_and_messages_only(lab: Lab) -> N
     reachable = lab.probe_tcp(lab.facade_host, logging + messages + members)
     assert all(reachable[f"{a}:{p}"] for a, p in logging + messages), reachable
     assert not any(reachable[f"{a}:{p}"] for a, p in members), reachable
+
+
+def test_firewall_lets_the_controller_in(lab: Lab) -> None:
+    # The controller's address on the hosts' network (the bridge's) is trusted on every host,
+    # so its health checks reach the members; with `ansible_become: true` in the inventory it
+    # once read no address under sudo and left the controller out.
+    facade = lab.addresses[lab.facade_host]
+    controller = str(route_to(facade)["prefsrc"])
+    for host in lab.addresses:
+        ruleset = lab.ssh(host, "nft list table inet hazelog").stdout
+        assert controller in ruleset, (host, ruleset)
+    assert all(cluster_size(i) == len(lab.instances) for i in lab.instances)
 
 
 def test_members_reach_each_other_through_the_firewall(lab: Lab) -> None:
@@ -361,7 +370,7 @@ def test_whole_host_restart_units_come_back_and_nothing_is_lost(
     try:
         wait_for_requests(running, 20)
         off_at = time.monotonic()
-        lab.power_off(victim.host)
+        lab.halt(victim.host)
         survivor = lab.instances[0]
         wait_until(
             lambda: cluster_size(survivor) == len(lab.instances) - 1,
@@ -369,9 +378,7 @@ def test_whole_host_restart_units_come_back_and_nothing_is_lost(
             "the cluster without the host",
         )
         on_at = time.monotonic()
-        # `lab up` starts the missing host and waits until its systemd reports the boot done.
-        up = run_hazelog_lab("up")
-        assert up.returncode == 0, up.stdout + up.stderr
+        lab.up(victim.host)
         wait_until(lambda: whole_and_safe(lab), RECOVERY_TIMEOUT, "host back in cluster")
         back_at = time.monotonic()
     finally:
@@ -396,3 +403,58 @@ def test_whole_host_restart_units_come_back_and_nothing_is_lost(
     # The firewall came back with the host.
     reachable = lab.probe_tcp(lab.messages_host, [(victim.address, victim.port)])
     assert not any(reachable.values()), reachable
+
+
+# -- as a Vagrant user does it -----------------------------------------------------------------
+
+
+def test_vagrant_ssh_stop_stops_the_member_too_and_get_keeps_every_message(lab: Lab) -> None:
+    restore(lab)
+    last = lab.instances[-1]
+    status, _, answer = http("POST", lab.facade_url, body=b"hello from vagrant ssh")
+    assert status == 201, answer
+    expected = [m["uuid"] for m in stored_messages(lab)]
+    run_vagrant("ssh", last.host, "-c", f"sudo systemctl stop logging@{last.port}")
+    try:
+        states = lab.ssh(last.host, f"systemctl is-active {' '.join(last.units)}", check=False)
+        assert states.stdout.split() == ["inactive", "inactive"], states.stdout
+        assert [m["uuid"] for m in stored_messages(lab)] == expected
+    finally:
+        restore(lab)
+
+
+def test_vagrant_halt_then_up_brings_every_unit_and_the_whole_cluster_back(
+    lab: Lab, request: pytest.FixtureRequest
+) -> None:
+    restore(lab)
+    before = len(stored_messages(lab))
+    hosts = sorted(lab.addresses)
+    lab.halt()
+    assert not any(lab.running(host) for host in hosts)
+    started = time.monotonic()
+    lab.up()
+    back = wait_until(lambda: whole_and_safe(lab), RECOVERY_TIMEOUT, "the cluster after vagrant up")
+    for instance in lab.instances:
+        units = " ".join([*instance.units, "nftables.service"])
+        assert (
+            lab.ssh(instance.host, f"systemctl is-active {units}").stdout.split() == ["active"] * 3
+        )
+    for host, unit in (
+        (lab.facade_host, "facade.service"),
+        (lab.messages_host, "messages.service"),
+    ):
+        assert lab.ssh(host, f"systemctl is-active {unit}").stdout.strip() == "active"
+    status, _, answer = http("POST", lab.facade_url, body=b"after vagrant up")
+    assert status == 201, answer
+    # The members keep the log in memory only (no database behind the map yet): what a full
+    # halt does to it is reported, not asserted.
+    report_figures(
+        request.config,
+        "halt-up",
+        {
+            "messages_before_halt": before,
+            "messages_after_up": len(stored_messages(lab)) - 1,
+            "up_to_whole_and_safe_s": round(time.monotonic() - started, 1),
+            "cluster_wait_s": round(back, 1),
+        },
+    )
