@@ -1,4 +1,4 @@
-"""The `hazelog` command: one entry point for the services, the local runner and the lab."""
+"""The `hazelog` command: one entry point for the services, and the local runner."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import click
 
 from hazelog import __version__
 from hazelog.facade.cli import facade
-from hazelog.lab.cli import lab
 from hazelog.local.cli import local
 from hazelog.logging_service.cli import logging_service
 from hazelog.messages.cli import messages
@@ -22,4 +21,3 @@ main.add_command(facade)
 main.add_command(logging_service)
 main.add_command(messages)
 main.add_command(local)
-main.add_command(lab)
