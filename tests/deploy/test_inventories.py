@@ -59,4 +59,7 @@ def test_vagrant_addresses_are_on_the_vagrant_network_and_lab_on_the_lab_bridge(
 
 def test_the_hazelcast_role_renders_the_template_hazelog_local_uses() -> None:
     role_template = REPO / "roles/hazelcast/templates/hazelcast.yaml.j2"
-    assert role_template.resolve() == (REPO / "src/hazelog/templates/hazelcast.yaml.j2").resolve()
+    assert (
+        role_template.resolve()
+        == (REPO / "tools/src/hazelog_tools/templates/hazelcast.yaml.j2").resolve()
+    )
