@@ -26,11 +26,11 @@ help:
 system-deps:
 	@scripts/system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./tools
 	@touch $@
 
 .PHONY: venv
@@ -43,8 +43,8 @@ artifacts: $(STAMP)
 .PHONY: lint python-lint
 lint: python-lint yamllint ansible-lint
 python-lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tools/src tests
+	$(BIN)/ruff format --check src tools/src tests
 	$(BIN)/mypy
 
 # The box for Vagrant's lxc provider: built here (the hosts have no internet), cached.
@@ -72,7 +72,7 @@ test: lint vagrant-validate pytest molecule
 
 .PHONY: bench
 bench: $(STAMP) artifacts
-	$(BIN)/python -m hazelog.bench
+	$(BIN)/python -m hazelog_tools.bench
 
 .PHONY: local-up local-down
 local-up: $(STAMP) artifacts

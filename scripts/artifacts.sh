@@ -3,11 +3,13 @@
 # Puts into DIR what the hosts install without internet access:
 #   DIR/hazelcast-5.7.0.jar  from Maven Central via `mvn dependency:copy`, checked against the
 #                            checksum recorded in artifacts/hazelcast.sha256;
-#   DIR/wheelhouse/          wheels of hazelog and its runtime dependencies for CPython 3.11 on
-#                            Linux x86_64 (Debian 12), plus requirements.txt pinning them.
+#   DIR/wheelhouse/          wheels of hazelog (the services: pyproject.toml + src/) and its
+#                            runtime dependencies for CPython 3.11 on Linux x86_64 (Debian 12),
+#                            plus requirements.txt pinning them. The controller's tools
+#                            (hazelog-tools, tools/) and their dependencies stay out of it.
 # Idempotent: a verified jar is not fetched again, and the wheelhouse is rebuilt only when
-# pyproject.toml or src/ changed (or the building Python did). Set PYTHON to build with another
-# interpreter than the repo's .venv.
+# what goes into hazelog's wheel (pyproject.toml, README.md, src/) changed (or the building
+# Python did). Set PYTHON to build with another interpreter than the repo's .venv.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -67,7 +69,8 @@ fetch_jar() {
 }
 
 # What goes into hazelog's wheel: copied to a scratch directory and built there, so the build
-# never writes into the repo and never packs a stale build/lib.
+# never writes into the repo and never packs a stale build/lib. tools/ is not among them: the
+# hosts get the services only.
 sources=(pyproject.toml README.md src)
 
 # Everything that goes into the wheels, and the interpreter that picks the dependency wheels.

@@ -61,4 +61,7 @@ def test_vagrant_defines_a_machine_per_inventory_host_and_picks_lxc_first() -> N
 
 def test_the_hazelcast_role_renders_the_template_hazelog_local_uses() -> None:
     role_template = REPO / "roles/hazelcast/templates/hazelcast.yaml.j2"
-    assert role_template.resolve() == (REPO / "src/hazelog/templates/hazelcast.yaml.j2").resolve()
+    assert (
+        role_template.resolve()
+        == (REPO / "tools/src/hazelog_tools/templates/hazelcast.yaml.j2").resolve()
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hazelog.local.processes import tail
+from hazelog_tools.local.processes import tail
 from tests.conftest import require
 from tests.integration.support import JAR, Topology, start_topology
 

@@ -12,10 +12,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hazelog.local import processes
-from hazelog.local.processes import Running, signal_process, stop, wait_exit
-from hazelog.local.runner import hazelog_command, start_all
-from hazelog.local.topology import Kind, Ports, ProcessSpec, build_topology
+from hazelog_tools.local import processes
+from hazelog_tools.local.processes import Running, signal_process, stop, wait_exit
+from hazelog_tools.local.runner import hazelog_command, start_all
+from hazelog_tools.local.topology import Kind, Ports, ProcessSpec, build_topology
 
 REPO = Path(__file__).resolve().parents[2]
 JAR = Path(os.environ.get("HAZELOG_JAR", REPO / ".cache/artifacts/hazelcast-5.7.0.jar"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hazelog.bench.results import (
+from hazelog_tools.bench.results import (
     BARE,
     CLIENT,
     DIRECT,
@@ -47,7 +47,7 @@ def test_every_stage_is_measured_without_errors(hazelcast_jar: Path, tmp_path: P
     command = [
         sys.executable,
         "-m",
-        "hazelog.bench",
+        "hazelog_tools.bench",
         "--concurrency",
         "1,4",
         "--sizes",

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hazelog.member import member_health
+from hazelog_tools.member import member_health
 from tests.integration.support import HOST, Topology, get_lines, post_message
 
 pytestmark = pytest.mark.integration

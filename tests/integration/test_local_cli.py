@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hazelog.local.processes import Running, load_state, ports_in_use
-from hazelog.local.runner import hazelog_command
-from hazelog.local.topology import Ports
+from hazelog_tools.local.processes import Running, load_state, ports_in_use
+from hazelog_tools.local.runner import hazelog_command
+from hazelog_tools.local.topology import Ports
 from tests.integration.support import HOST, free_port_offset, http
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import jinja2
 import pytest
 import yaml
 
-from hazelog.local.topology import Kind, Ports, build_topology
-from hazelog.member import JAVA_OPTIONS, TEMPLATE_NAME, member_command, render_member_config
+from hazelog_tools.local.topology import Kind, Ports, build_topology
+from hazelog_tools.member import JAVA_OPTIONS, TEMPLATE_NAME, member_command, render_member_config
 
 MEMBERS = ["10.0.0.1:21000", "10.0.0.2:21001", "10.0.0.3:21002"]
 
@@ -162,7 +162,7 @@ def test_member_template_renders_alike_under_other_jinja_settings(
         "graceful_max_wait": 25,
     }
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("hazelog", "templates"),
+        loader=jinja2.PackageLoader("hazelog_tools", "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=trim_blocks,
         lstrip_blocks=lstrip_blocks,

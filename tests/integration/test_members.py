@@ -10,7 +10,7 @@ import uuid
 import pytest
 from hazelcast.asyncio import HazelcastClient, Map
 
-from hazelog.member import health_url, http_ok, member_health
+from hazelog_tools.member import health_url, http_ok, member_health
 from tests.conftest import require
 from tests.integration.support import HOST, Topology, members_of
 

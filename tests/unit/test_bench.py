@@ -1,5 +1,5 @@
 """The benchmark's own pieces (wrk output, medians, targets, the table) and a short smoke run
-of `python -m hazelog.bench` against the bare Sanic baseline (no members needed).
+of `python -m hazelog_tools.bench` against the bare Sanic baseline (no members needed).
 
 No timing is asserted: only that the bench measures, counts and reports what it claims."""
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from hazelog.bench.results import (
+from hazelog_tools.bench.results import (
     DIRECT,
     FACADE_POST,
     GET_FACADE,
@@ -25,8 +25,8 @@ from hazelog.bench.results import (
     evaluate_targets,
     report_text,
 )
-from hazelog.bench.storage import percentile
-from hazelog.bench.wrk import (
+from hazelog_tools.bench.storage import percentile
+from hazelog_tools.bench.wrk import (
     Load,
     WrkError,
     WrkRun,
@@ -180,7 +180,7 @@ def test_smoke_run_against_bare_sanic_prints_the_table_and_writes_json_and_plot(
     command = [
         sys.executable,
         "-m",
-        "hazelog.bench",
+        "hazelog_tools.bench",
         "--stages",
         "bare",
         "--concurrency",

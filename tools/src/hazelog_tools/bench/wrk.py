@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from hazelog.bench.results import Measurement
+from hazelog_tools.bench.results import Measurement
 
 RESULT_MARK = "HAZELOG_BENCH "
 

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hazelog.local.processes import Running, StartError, start, stop, wait_ready
-from hazelog.local.topology import Kind, ProcessSpec
+from hazelog_tools.local.processes import Running, StartError, start, stop, wait_ready
+from hazelog_tools.local.topology import Kind, ProcessSpec
 
 
 def hazelog_command() -> list[str]:

@@ -42,7 +42,7 @@ JAVA_OPTIONS: tuple[str, ...] = (
 )
 
 _environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("hazelog", "templates"),
+    loader=jinja2.PackageLoader("hazelog_tools", "templates"),
     undefined=jinja2.StrictUndefined,
     # As Ansible's template module renders it, so both give the same file.
     trim_blocks=True,

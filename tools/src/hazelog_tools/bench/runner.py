@@ -16,8 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from hazelog.bench.processes import Topology, bare_sanic, local_topology
-from hazelog.bench.results import (
+from hazelog_tools.bench.processes import Topology, bare_sanic, local_topology
+from hazelog_tools.bench.results import (
     BARE,
     CLIENT,
     DIRECT,
@@ -30,8 +30,8 @@ from hazelog.bench.results import (
     Target,
     evaluate_targets,
 )
-from hazelog.bench.storage import Storage
-from hazelog.bench.wrk import Load, WrkRun, find_wrk, run_wrk, write_scripts
+from hazelog_tools.bench.storage import Storage
+from hazelog_tools.bench.wrk import Load, WrkRun, find_wrk, run_wrk, write_scripts
 
 Progress = Callable[[str], None]
 

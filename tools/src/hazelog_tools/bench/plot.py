@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as Canvas
 
-from hazelog.bench.results import Figure
+from hazelog_tools.bench.results import Figure
 
 
 def plot(throughput: Sequence[Figure], by_size: Sequence[Figure], path: Path, title: str) -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hazelog.local.topology import Kind, Ports, ProcessSpec
-from hazelog.member import http_ok, member_health
+from hazelog_tools.local.topology import Kind, Ports, ProcessSpec
+from hazelog_tools.member import http_ok, member_health
 
 # Variables that would make a child think it runs as a systemd unit (journal logging,
 # sd_notify): the local runner wants plain stderr in the log file.

@@ -12,8 +12,8 @@ from typing import Any
 from hazelcast.asyncio import HazelcastClient, Map
 from hazelcast.core import HazelcastJsonValue
 
-from hazelog.bench.results import Measurement
 from hazelog.logging_service.store import StoredMessage, encode_value
+from hazelog_tools.bench.results import Measurement
 
 FILL_BATCH = 5_000
 QUIET_INTERVAL = 0.5

@@ -1,4 +1,4 @@
-"""`python -m hazelog.bench` (`make bench`): run the benchmark, print the table, write the
+"""`python -m hazelog_tools.bench` (`make bench`): run the benchmark, print the table, write the
 JSON file and the plot."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 import uvloop
 
-from hazelog.bench.plot import plot
-from hazelog.bench.results import report_text
-from hazelog.bench.runner import Bench, Plan, Report, Stage
+from hazelog_tools.bench.plot import plot
+from hazelog_tools.bench.results import report_text
+from hazelog_tools.bench.runner import Bench, Plan, Report, Stage
 
 
 def _numbers(value: str) -> tuple[int, ...]:
@@ -156,4 +156,6 @@ def run(bench: Bench) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    bench.main(args=list(argv) if argv is not None else None, prog_name="python -m hazelog.bench")
+    bench.main(
+        args=list(argv) if argv is not None else None, prog_name="python -m hazelog_tools.bench"
+    )

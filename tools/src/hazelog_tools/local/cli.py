@@ -11,7 +11,7 @@ from types import FrameType
 
 import click
 
-from hazelog.local.processes import (
+from hazelog_tools.local.processes import (
     Running,
     StartError,
     load_state,
@@ -20,8 +20,8 @@ from hazelog.local.processes import (
     stop,
     tail,
 )
-from hazelog.local.runner import hazelog_command, start_all
-from hazelog.local.topology import Ports, build_topology
+from hazelog_tools.local.runner import hazelog_command, start_all
+from hazelog_tools.local.topology import Ports, build_topology
 
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from hazelog.member import (
+from hazelog_tools.member import (
     DEFAULT_CLUSTER_NAME,
     health_url,
     member_command,

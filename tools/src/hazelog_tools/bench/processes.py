@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hazelog.local.processes import Running, free_port_offset, stop
-from hazelog.local.runner import hazelog_command, start_all
-from hazelog.local.topology import Ports, build_topology
-from hazelog.member import DEFAULT_CLUSTER_NAME, DEFAULT_MAP_NAME, http_ok
+from hazelog_tools.local.processes import Running, free_port_offset, stop
+from hazelog_tools.local.runner import hazelog_command, start_all
+from hazelog_tools.local.topology import Ports, build_topology
+from hazelog_tools.member import DEFAULT_CLUSTER_NAME, DEFAULT_MAP_NAME, http_ok
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 120.0
@@ -80,7 +80,7 @@ def bare_sanic(log_path: Path) -> Iterator[str]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hazelog.bench.bare", HOST, str(port)],
+            [sys.executable, "-m", "hazelog_tools.bench.bare", HOST, str(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,2 +1,0 @@
-"""`python -m hazelog.bench`: throughput and latency of every hop of hazelog, side by side
-with the baselines that bound them (bare Sanic, one logging instance, the Hazelcast client)."""

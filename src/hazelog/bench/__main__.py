@@ -1,3 +1,0 @@
-from hazelog.bench.cli import main
-
-main()

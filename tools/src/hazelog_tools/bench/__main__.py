@@ -1,0 +1,3 @@
+from hazelog_tools.bench.cli import main
+
+main()
