@@ -1,4 +1,4 @@
-"""Shared test policy: a test that needs a real part (root, nspawn, Java, Hazelcast) runs
+"""Shared test policy: a test that needs a real part (root, Vagrant, LXC, Java, Hazelcast) runs
 in CI always; on a user's machine without that part it skips with the reason."""
 
 from __future__ import annotations
