@@ -322,3 +322,20 @@ async def test_a_key_given_twice_is_400() -> None:
         )
     assert (status, body["error"]) == (400, "invalid_idempotency_key")
     assert one.received == []
+
+
+class FullStore(FakeStore):
+    """A store that answers with its own client-visible error (say, a full log)."""
+
+    async def put_if_absent(self, message: StoredMessage) -> StoredMessage | None:
+        raise ApiError(507, "log_full", "no room")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/", {"uuid": U1, "msg": "m"}), ("/batch", {"messages": [{"uuid": U1, "msg": "m"}]})],
+)
+async def test_a_store_error_meant_for_the_client_keeps_its_status(path: str, body: Any) -> None:
+    async with logging_instance(FullStore()) as url:
+        status, answer = await fetch_json("POST", url + path, json=body)
+    assert (status, answer["error"]) == (507, "log_full")

@@ -157,6 +157,8 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
         store = _store(app)
         try:
             previous = await store_and_log(store, message)
+        except ApiError:
+            raise  # the store's own answer (its status and code) goes out as it is
         except Exception as exc:
             raise store_failure(message, exc) from exc
         status, body = outcome(message, previous)
@@ -189,7 +191,7 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             *(store_and_log(store, message) for _, message in valid), return_exceptions=True
         )
         for (index, message), previous in zip(valid, stored, strict=True):
-            if isinstance(previous, asyncio.CancelledError):
+            if isinstance(previous, asyncio.CancelledError | ApiError):
                 raise previous
             if isinstance(previous, BaseException):
                 # Retrying the whole batch is safe: a message stored now comes back as 200.
