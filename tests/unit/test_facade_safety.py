@@ -233,7 +233,7 @@ async def test_past_max_pending_a_post_is_503_with_retry_after_and_nothing_is_se
         accepted = await asyncio.gather(*first)
         sent = [p["msg"] for p in one.posted]
     assert status == 503
-    assert headers["Retry-After"] == "1"
+    assert headers["Retry-After"] in {"1", "2", "3"}
     assert headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["error"] == "overloaded"
     assert [s for s, _ in accepted] == [201, 201]

@@ -53,8 +53,9 @@ BATCHES_PER_INSTANCE = 1
 MIN_IN_FLIGHT = 2
 MAX_BATCH = 64
 MAX_BATCH_BYTES = 256 * 1024
-# Seconds a client turned away for overload is told to wait (Retry-After).
-RETRY_AFTER = 1
+# Seconds a client turned away for overload is told to wait (Retry-After), drawn at random
+# so that the clients turned away by one burst do not all come back in the same instant.
+RETRY_AFTER = (1, 3)
 # Seconds between the facade's checks of every logging instance's /ready (for its own).
 READY_POLL_INTERVAL = 1.0
 
@@ -89,11 +90,11 @@ def unavailable(exc: NoInstanceAvailable) -> HTTPResponse:
     )
 
 
-def overloaded(exc: BatcherFull) -> HTTPResponse:
+def overloaded(exc: BatcherFull, seconds: int) -> HTTPResponse:
     return json(
-        error_body("overloaded", f"{exc}; retry in {RETRY_AFTER} s"),
+        error_body("overloaded", f"{exc}; retry in {seconds} s"),
         status=503,
-        headers={"Retry-After": str(RETRY_AFTER)},
+        headers={"Retry-After": str(seconds)},
     )
 
 
@@ -102,6 +103,7 @@ def create_app(
 ) -> App:
     app = build_app("hazelog-facade", config)
     pool = InstancePool([str(u) for u in config.logging_urls], config.cooldown, clock, rng)
+    retry_rng = rng or random.Random()
     messages_url = str(config.messages_url)
     app.ctx.pool = pool
     app.ctx.session = None
@@ -193,7 +195,7 @@ def create_app(
             log.warning("no logging instance stored %s: %s", uuid, exc.detail)
             return unavailable(exc)
         except BatcherFull as exc:
-            return overloaded(exc)
+            return overloaded(exc, retry_rng.randint(*RETRY_AFTER))
         except BatcherError as exc:
             log.warning("message %s not stored: %s", uuid, exc)
             return json(error_body("unavailable", f"message not stored: {exc}"), status=503)
