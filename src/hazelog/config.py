@@ -61,6 +61,9 @@ class FacadeConfig(ServiceConfig):
     request_timeout: float = Field(default=2.0, gt=0)
     deadline: float = Field(default=10.0, gt=0)
     cooldown: float = Field(default=5.0, ge=0)
+    # Messages the facade holds at most (waiting for a batch or on their way to a logging
+    # instance); past it a POST gets 503 with Retry-After at once (see README, back-pressure).
+    max_pending: int = Field(default=128, ge=1)
 
 
 ConfigT = TypeVar("ConfigT", bound=ServiceConfig)

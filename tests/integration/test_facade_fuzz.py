@@ -3,8 +3,9 @@
 Two fuzzers: schemathesis generates requests from the facade's own /openapi.json (valid and
 schema-violating bodies, unexpected methods, missing bodies), and a Hypothesis test sends raw
 bytes the document cannot describe (wrong encodings, odd content types and Accept headers,
-oversized bodies, unknown paths). For every request: no 5xx, every error is a JSON
-{"error", "detail"} body, and the stored log changes only by the one message a 201 names.
+oversized bodies, JSON nested at any depth, long numbers, unknown paths). For every request:
+no 5xx, every error is a JSON {"error", "detail"} body, and the stored log changes only by the
+one message a 201 names.
 """
 
 from __future__ import annotations
@@ -146,6 +147,21 @@ def test_facade_holds_to_its_openapi_document(
 
 # Raw requests: what a broken client or an attacker sends, beyond the document's reach.
 LIMIT = DEFAULT_MAX_BODY_BYTES
+
+
+def nested(depth: int, opener: str) -> bytes:
+    """`depth` levels of `opener`, closed, then cut to one byte past the body limit."""
+    closer = {"[": "]", '{"a":': "}", '{"msg":[': "]}"}[opener]
+    body = opener * depth + "1" + closer * depth
+    return body.encode()[: LIMIT + 1]
+
+
+def large(size: int, unit: str) -> bytes:
+    """A message of `size` bytes of one character, bare or as a JSON number or string."""
+    filler = (unit * size).encode()[:size]
+    return b'{"msg": ' + filler + b"}" if unit in "1[" else b'{"msg": "' + filler + b'"}'
+
+
 # Weighted towards POST / (one_of picks a branch first), where a request can change the log.
 methods = st.one_of(
     st.just("POST"),
@@ -188,6 +204,10 @@ bodies = st.one_of(
     st.sampled_from([b'{"msg": "\\ud800"}', b"\xff\xfe\x00", b"caf\xe9", b"\xc3\x28"]),
     # Around the size limit: the largest body accepted, and one byte more.
     st.sampled_from([b"a" * LIMIT, b"a" * (LIMIT + 1), b"\xe2\x82\xac" * (LIMIT // 3 + 1)]),
+    # Deep nesting, at any depth the body limit allows (the parser's stack ends near 1,000).
+    st.builds(nested, st.integers(1, LIMIT // 2), st.sampled_from(["[", '{"a":', '{"msg":['])),
+    # Large: bodies near and far past the limit, long numbers, one huge string.
+    st.builds(large, st.integers(LIMIT - 64, 16 * LIMIT), st.sampled_from(["1", "a", "é", "["])),
 )
 
 
@@ -208,6 +228,12 @@ bodies = st.one_of(
 @example(method="POST", path="/", content_type=JSON, accept=None, body=b'["msg"]')
 @example(method="POST", path="/", content_type=JSON, accept=None, body=b"{")
 @example(method="POST", path="/", content_type=TEXT, accept=None, body=b" \n")
+@example(method="POST", path="/", content_type=JSON, accept=None, body=b"[" * LIMIT)
+@example(method="POST", path="/", content_type=JSON, accept=None, body=b'{"msg":' + b"[" * 1000)
+@example(method="POST", path="/", content_type=JSON, accept=None, body=b'{"a":' * (LIMIT // 5))
+@example(method="POST", path="/", content_type=JSON, accept=None, body=large(5_000, "1"))
+@example(method="POST", path="/", content_type=JSON, accept=None, body=large(LIMIT - 12, "a"))
+@example(method="POST", path="/", content_type=TEXT, accept=None, body=b"a" * (16 * LIMIT))
 @example(method="POST", path="/", content_type=None, accept=None, body=b"")
 @example(method="GET", path="/", content_type=None, accept="x;;q=a,*/*", body=b"")
 @example(method="PUT", path="/", content_type=TEXT, accept=None, body=b"x")

@@ -93,10 +93,13 @@ class FakeBackend:
 
 
 @contextlib.asynccontextmanager
-async def fake_backend(reply: Handler) -> AsyncIterator[FakeBackend]:
+async def fake_backend(reply: Handler, ready: Handler | None = None) -> AsyncIterator[FakeBackend]:
+    """`ready` answers GET /ready (not recorded in `received`); without it, /ready is 404."""
     backend = FakeBackend(reply)
     app = web.Application()
     app.router.add_route("*", "/", backend._handle)
+    if ready is not None:
+        app.router.add_get("/ready", ready)
     # A short shutdown timeout: some fakes hang on purpose.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()

@@ -340,9 +340,11 @@ async def test_get_with_no_logging_instance_is_503() -> None:
 
 
 async def test_health_and_ready() -> None:
+    # Alive, but it cannot serve: its only logging instance is not there (see test_facade_safety).
     async with facade(config([dead_url()])) as url:
         assert await fetch_json("GET", url + "/health") == (200, {"status": "ok"})
-        assert await fetch_json("GET", url + "/ready") == (200, {"status": "ready"})
+        status, body = await fetch_json("GET", url + "/ready")
+    assert (status, body["error"]) == (503, "not_ready")
 
 
 def test_json_shapes_are_stable() -> None:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from hazelog.config import FacadeConfig
 from hazelog.facade.app import create_app
-from hazelog.facade.batching import Batcher
+from hazelog.facade.batching import Batcher, BatcherClosed
 from hazelog.facade.failover import BackendFailure, NoInstanceAvailable
 from tests.unit.servers import fetch_json, listening_socket, serve_app, wait_until
 
@@ -145,7 +145,7 @@ async def test_close_cancels_what_waits_and_refuses_more() -> None:
     for task in (flying, waiting):
         with pytest.raises(asyncio.CancelledError):
             await task
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(BatcherClosed):
         await b.submit("c", 5.0)
 
 
@@ -269,10 +269,11 @@ async def test_an_instance_without_batch_gets_the_messages_one_by_one() -> None:
 
 
 async def test_batch_answers_that_do_not_match_are_a_backend_failure() -> None:
-    from hazelog.facade.backends import _batch_result
+    from hazelog.facade.backends import Rejection, Stored, _batch_result
 
     payload = {"uuid": "u1", "msg": "m", "accepted_at": 1}
-    assert _batch_result(payload, {"status": 200, "uuid": "u1"}) is None
+    assert _batch_result(payload, {"status": 200, "uuid": "u1"}) == Stored(created=False)
+    assert _batch_result(payload, {"status": 201, "uuid": "u1"}) == Stored(created=True)
     with pytest.raises(BackendFailure):
         _batch_result(payload, {"status": 201, "uuid": "u2"})
     with pytest.raises(BackendFailure):
@@ -280,5 +281,5 @@ async def test_batch_answers_that_do_not_match_are_a_backend_failure() -> None:
     with pytest.raises(BackendFailure):
         _batch_result(payload, "garbage")
     rejection = _batch_result(payload, {"status": 409, "error": "uuid_conflict", "detail": "d"})
-    assert rejection is not None
+    assert isinstance(rejection, Rejection)
     assert (rejection.status, rejection.body) == (409, {"error": "uuid_conflict", "detail": "d"})

@@ -90,13 +90,38 @@ async def test_a_slow_answer_is_not_thrown_away_when_it_comes_first() -> None:
     assert await task == "late from http://a/"
 
 
-async def test_all_failing_is_no_instance_available_with_every_attempt() -> None:
+async def test_nothing_listening_anywhere_is_no_instance_available_after_one_round() -> None:
     calls: list[str] = []
-    behaviour: Behaviour = {url: BackendFailure(f"{url} down") for url in URLS}
+    behaviour: Behaviour = {url: BackendFailure(f"{url} down", unreachable=True) for url in URLS}
     with pytest.raises(NoInstanceAvailable) as caught:
         await call_with_hedging(pool(), scripted(behaviour, calls), 5, 1)
     assert [a.url for a in caught.value.attempts] == URLS
     assert "all 3" in caught.value.detail
+
+
+async def test_instances_alive_but_failing_are_asked_again_until_the_deadline() -> None:
+    calls: list[str] = []
+    behaviour: Behaviour = {url: BackendFailure(f"{url} down") for url in URLS}
+    with pytest.raises(NoInstanceAvailable) as caught:
+        await call_with_hedging(pool(), scripted(behaviour, calls), 0.5, 1, retry_pause=0.01)
+    assert calls[:3] == URLS
+    assert len(calls) > len(URLS)
+    assert {a.url for a in caught.value.attempts} == set(URLS)
+
+
+async def test_another_round_finds_the_instance_that_recovered() -> None:
+    failures = {"n": 0}
+
+    async def recovers_on_the_second_round(url: str) -> str:
+        if url != URLS[0]:
+            raise BackendFailure("refused", unreachable=True)
+        failures["n"] += 1
+        if failures["n"] == 1:
+            raise BackendFailure("HTTP 503")
+        return "from a, second round"
+
+    result = await call_with_hedging(pool(), recovers_on_the_second_round, 5, 1, retry_pause=0.01)
+    assert result == "from a, second round"
 
 
 async def test_the_deadline_ends_every_attempt() -> None:

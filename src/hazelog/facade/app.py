@@ -17,12 +17,14 @@ from sanic.response import HTTPResponse, json, text
 from hazelog.config import FacadeConfig
 from hazelog.facade.backends import (
     Rejection,
+    Stored,
     get_messages,
     get_text,
+    instance_ready,
     post_batch,
     post_message,
 )
-from hazelog.facade.batching import Batcher
+from hazelog.facade.batching import Batcher, BatcherError, BatcherFull
 from hazelog.facade.failover import (
     BackendFailure,
     Clock,
@@ -31,10 +33,12 @@ from hazelog.facade.failover import (
     call_with_failover,
     call_with_hedging,
 )
+from hazelog.facade.idempotency import HEADER, idempotency_key, message_uuid
 from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
+from hazelog.facade.plain_text import render_lines
 from hazelog.web.app import App, build_app, readiness
 from hazelog.web.body import is_json, read_json_object, read_text, require_message
-from hazelog.web.errors import ApiError
+from hazelog.web.errors import ApiError, error_body
 
 log = logging.getLogger("hazelog.facade")
 
@@ -49,6 +53,11 @@ BATCHES_PER_INSTANCE = 1
 MIN_IN_FLIGHT = 2
 MAX_BATCH = 64
 MAX_BATCH_BYTES = 256 * 1024
+# Seconds a client turned away for overload is told to wait (Retry-After), drawn at random
+# so that the clients turned away by one burst do not all come back in the same instant.
+RETRY_AFTER = (1, 3)
+# Seconds between the facade's checks of every logging instance's /ready (for its own).
+READY_POLL_INTERVAL = 1.0
 
 
 def payload_size(payload: dict[str, Any]) -> int:
@@ -81,14 +90,24 @@ def unavailable(exc: NoInstanceAvailable) -> HTTPResponse:
     )
 
 
+def overloaded(exc: BatcherFull, seconds: int) -> HTTPResponse:
+    return json(
+        error_body("overloaded", f"{exc}; retry in {seconds} s"),
+        status=503,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
 def create_app(
     config: FacadeConfig, clock: Clock = time.monotonic, rng: random.Random | None = None
 ) -> App:
     app = build_app("hazelog-facade", config)
     pool = InstancePool([str(u) for u in config.logging_urls], config.cooldown, clock, rng)
+    retry_rng = rng or random.Random()
     messages_url = str(config.messages_url)
     app.ctx.pool = pool
     app.ctx.session = None
+    app.ctx.ready_instances = set()
 
     def session() -> aiohttp.ClientSession:
         value: aiohttp.ClientSession = app.ctx.session
@@ -101,6 +120,26 @@ def create_app(
             raise_for_status=False,
         )
         readiness(app).mark_resources_ready()
+
+    def no_instance_ready() -> str | None:
+        if app.ctx.ready_instances:
+            return None
+        return f"none of the {len(pool.urls)} logging instance(s) is ready"
+
+    readiness(app).check = no_instance_ready
+
+    async def watch_instances() -> None:
+        while True:
+            ready = await asyncio.gather(
+                *(instance_ready(session(), url, config.request_timeout) for url in pool.urls)
+            )
+            app.ctx.ready_instances = {url for url, ok in zip(pool.urls, ready, strict=True) if ok}
+            await asyncio.sleep(READY_POLL_INTERVAL)
+
+    @app.after_server_start
+    async def start_watching(app: App) -> None:
+        # Cancelled with the other background tasks when the server stops.
+        app.ctx.background.append(asyncio.create_task(watch_instances()))
 
     @app.after_server_stop
     async def close_resources(app: App) -> None:
@@ -116,44 +155,58 @@ def create_app(
     async def openapi(request: Request) -> HTTPResponse:
         return json(document)
 
-    async def send(payloads: list[dict[str, Any]], seconds: float) -> list[Rejection | None]:
+    async def send(payloads: list[dict[str, Any]], seconds: float) -> list[Stored | Rejection]:
         """Store one batch through one logging instance, with failover for all of it."""
         if len(payloads) == 1:
             [payload] = payloads
 
-            async def store_one(url: str) -> Rejection | None:
+            async def store_one(url: str) -> Stored | Rejection:
                 return await post_message(session(), url, payload)
 
             return [await call_with_failover(pool, store_one, seconds)]
 
-        async def store_batch(url: str) -> list[Rejection | None]:
+        async def store_batch(url: str) -> list[Stored | Rejection]:
             return await post_batch(session(), url, payloads)
 
         return await call_with_failover(pool, store_batch, seconds)
 
-    batcher: Batcher[dict[str, Any], Rejection | None] = Batcher(
+    batcher: Batcher[dict[str, Any], Stored | Rejection] = Batcher(
         send,
         max_in_flight=max(MIN_IN_FLIGHT, BATCHES_PER_INSTANCE * len(pool.urls)),
         max_batch=MAX_BATCH,
         max_size=MAX_BATCH_BYTES,
         size=payload_size,
+        max_pending=config.max_pending,
     )
     app.ctx.batcher = batcher
 
     @app.post("/")
     async def accept(request: Request) -> HTTPResponse:
         # Validate first: a rejected request never reaches a logging instance.
+        key = idempotency_key(request)
         msg = message_from_request(request, config.max_body_bytes)
-        # One UUID and accept time per message, whichever instance ends up storing it.
-        payload = {"uuid": str(uuidlib.uuid4()), "msg": msg, "accepted_at": time.time_ns()}
+        # One UUID and accept time per message, whichever instance ends up storing it; with
+        # a key, the same UUID for every retry, so the instances store it once.
+        uuid = message_uuid(key) if key is not None else str(uuidlib.uuid4())
+        payload = {"uuid": uuid, "msg": msg, "accepted_at": time.time_ns()}
         try:
-            rejection = await batcher.submit(payload, config.deadline)
+            result = await batcher.submit(payload, config.deadline)
         except NoInstanceAvailable as exc:
-            log.warning("no logging instance stored %s: %s", payload["uuid"], exc.detail)
+            log.warning("no logging instance stored %s: %s", uuid, exc.detail)
             return unavailable(exc)
-        if rejection is not None:
-            return json(rejection.body, status=rejection.status)
-        return json({"uuid": payload["uuid"]}, status=201)
+        except BatcherFull as exc:
+            return overloaded(exc, retry_rng.randint(*RETRY_AFTER))
+        except BatcherError as exc:
+            log.warning("message %s not stored: %s", uuid, exc)
+            return json(error_body("unavailable", f"message not stored: {exc}"), status=503)
+        if isinstance(result, Rejection):
+            if key is not None and result.body.get("error") == "uuid_conflict":
+                detail = f"{HEADER} was used before with another message"
+                return json(error_body("idempotency_key_reused", detail), status=422)
+            return json(result.body, status=result.status)
+        # Without a key, a 200 can only be this request's own earlier attempt (failover).
+        status = 201 if key is None or result.created else 200
+        return json({"uuid": uuid}, status=status)
 
     async def fetch_text() -> tuple[str | None, str | None]:
         try:
@@ -186,6 +239,6 @@ def create_app(
         if service_text is not None:
             lines.append(service_text)
         headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
-        return text("".join(f"{line}\n" for line in lines), headers=headers)
+        return text(render_lines(lines), headers=headers)
 
     return app

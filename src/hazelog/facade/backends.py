@@ -18,6 +18,13 @@ from hazelog.facade.failover import BackendFailure
 
 
 @dataclass(frozen=True)
+class Stored:
+    """The instance has the message: `created` now (201), or it had it already (200)."""
+
+    created: bool
+
+
+@dataclass(frozen=True)
 class Rejection:
     """A logging instance refused the message itself (4xx): pass it on, do not fail over."""
 
@@ -49,8 +56,8 @@ async def _read_json(response: aiohttp.ClientResponse) -> Any:
 
 async def post_message(
     session: aiohttp.ClientSession, url: str, payload: dict[str, Any]
-) -> Rejection | None:
-    """Store `payload` on one logging instance; None when stored (now or before)."""
+) -> Stored | Rejection:
+    """Store `payload` on one logging instance."""
     # ensure_ascii=False keeps non-ASCII text at its UTF-8 size under the instance's limit.
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     try:
@@ -64,7 +71,7 @@ async def post_message(
                 # Anything but our UUID back means we did not talk to a logging instance.
                 if not isinstance(body, dict) or body.get("uuid") != payload["uuid"]:
                     raise BackendFailure(f"HTTP {response.status} without the message's uuid")
-                return None
+                return Stored(created=response.status == 201)
             if 400 <= response.status < 500:
                 if not isinstance(body, dict) or "error" not in body:
                     body = {"error": "rejected", "detail": f"HTTP {response.status}"}
@@ -80,7 +87,7 @@ def batch_url(url: str) -> str:
 
 async def post_batch(
     session: aiohttp.ClientSession, url: str, payloads: Sequence[dict[str, Any]]
-) -> list[Rejection | None]:
+) -> list[Stored | Rejection]:
     """Store several messages with one request (POST /batch); one result per payload, as
     post_message would give it. An instance that does not know /batch (older version) or
     refuses the batch as a whole gets the messages one by one instead."""
@@ -108,14 +115,14 @@ async def post_batch(
     ]
 
 
-def _batch_result(payload: dict[str, Any], result: Any) -> Rejection | None:
+def _batch_result(payload: dict[str, Any], result: Any) -> Stored | Rejection:
     status = result.get("status") if isinstance(result, dict) else None
     if not isinstance(status, int) or isinstance(status, bool):
         raise BackendFailure("batch result without a status")
     if status in (200, 201):
         if result.get("uuid") != payload["uuid"]:
             raise BackendFailure(f"batch result {status} without the message's uuid")
-        return None
+        return Stored(created=status == 201)
     if 400 <= status < 500:
         error, detail = result.get("error"), result.get("detail")
         if not isinstance(error, str) or not isinstance(detail, str):
@@ -165,3 +172,15 @@ async def get_text(session: aiohttp.ClientSession, url: str) -> str:
         raise BackendFailure(f"HTTP {response.status} with a text that is not UTF-8") from exc
     except aiohttp.ClientError as exc:
         raise _transport_failure(exc) from exc
+
+
+async def instance_ready(session: aiohttp.ClientSession, url: str, seconds: float) -> bool:
+    """Whether a logging instance answers its /ready with 200 within `seconds`."""
+    try:
+        async with session.get(
+            url.rstrip("/") + "/ready", timeout=aiohttp.ClientTimeout(total=seconds)
+        ) as response:
+            await response.read()
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False

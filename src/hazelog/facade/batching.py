@@ -22,6 +22,22 @@ R = TypeVar("R")
 Send = Callable[[list[P], float], Awaitable[Sequence[R]]]
 
 
+class BatcherError(Exception):
+    """A payload the batcher did not get answered (no backend said anything about it)."""
+
+
+class BatcherClosed(BatcherError):
+    """The server is stopping: nothing new is taken."""
+
+
+class BatcherFull(BatcherError):
+    """`max_pending` payloads are held already: the caller should come back later."""
+
+
+class BatchMismatch(BatcherError):
+    """send() answered a batch with another number of results than payloads."""
+
+
 @dataclass
 class _Waiting(Generic[P, R]):
     payload: P
@@ -39,9 +55,12 @@ class Batcher(Generic[P, R]):
         max_batch: int,
         max_size: int,
         size: Callable[[P], int] = lambda _: 0,
+        max_pending: int | None = None,
     ) -> None:
         if max_in_flight < 1 or max_batch < 1:
             raise ValueError("max_in_flight and max_batch must be at least 1")
+        if max_pending is not None and max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
         self._send = send
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
@@ -49,6 +68,8 @@ class Batcher(Generic[P, R]):
         self._size = size
         self._queue: deque[_Waiting[P, R]] = deque()
         self._in_flight = 0
+        self._max_pending = max_pending
+        self._sending = 0  # payloads in the batches in flight
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -57,11 +78,21 @@ class Batcher(Generic[P, R]):
         """Payloads queued for the next batch."""
         return len(self._queue)
 
+    @property
+    def pending(self) -> int:
+        """Payloads held: queued or on their way."""
+        return len(self._queue) + self._sending
+
     async def submit(self, payload: P, deadline: float) -> R:
         """The payload's result, once the batch it went out in is answered; `deadline`
-        seconds from now bound its waiting and its sending together."""
+        seconds from now bound its waiting and its sending together.
+
+        Past `max_pending` payloads held, BatcherFull at once: queueing more would only make
+        every client wait longer for the same throughput."""
         if self._closed:
-            raise RuntimeError("the batcher is closed")
+            raise BatcherClosed("the server is stopping")
+        if self._max_pending is not None and self.pending >= self._max_pending:
+            raise BatcherFull(f"{self.pending} messages are waiting to be stored already")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._queue.append(_Waiting(payload, self._size(payload), loop.time() + deadline, future))
@@ -89,6 +120,7 @@ class Batcher(Generic[P, R]):
             if not batch:
                 return
             self._in_flight += 1
+            self._sending += len(batch)
             task = asyncio.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -99,7 +131,7 @@ class Batcher(Generic[P, R]):
             left = min(waiting.expires_at for waiting in batch) - loop.time()
             results = await self._send([waiting.payload for waiting in batch], left)
             if len(results) != len(batch):
-                raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+                raise BatchMismatch(f"{len(results)} results for a batch of {len(batch)}")
         except asyncio.CancelledError:
             for waiting in batch:
                 waiting.future.cancel()
@@ -114,6 +146,7 @@ class Batcher(Generic[P, R]):
                     waiting.future.set_result(result)
         finally:
             self._in_flight -= 1
+            self._sending -= len(batch)
             self._start_batches()
 
     async def close(self) -> None:

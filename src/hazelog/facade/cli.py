@@ -24,12 +24,19 @@ from hazelog.web.logs import setup_logging
     help="Logging instance base URL (repeatable).",
 )
 @click.option("--messages-url", default=None, metavar="URL", help="Messages service URL.")
+@click.option(
+    "--max-pending",
+    type=int,
+    default=None,
+    help="Messages held at most; past it a POST gets 503 with Retry-After.",
+)
 def facade(
     config_path: Path | None,
     host: str | None,
     port: int | None,
     logging_urls: tuple[str, ...],
     messages_url: str | None,
+    max_pending: int | None,
 ) -> None:
     """Run the facade: accepts messages and reads them back."""
     overrides = {
@@ -37,6 +44,7 @@ def facade(
         "port": port,
         "logging_urls": logging_urls,
         "messages_url": messages_url,
+        "max_pending": max_pending,
     }
     config = load_or_fail(FacadeConfig, config_path, overrides)
     setup_logging(f"hazelog-facade-{config.port}")

@@ -135,7 +135,11 @@ async def call_with_failover(
 
 
 async def call_with_hedging(
-    pool: InstancePool, call: Callable[[str], Awaitable[T]], deadline: float, hedge_after: float
+    pool: InstancePool,
+    call: Callable[[str], Awaitable[T]],
+    deadline: float,
+    hedge_after: float,
+    retry_pause: float = 0.2,
 ) -> T:
     """Like call_with_failover, for reads whose time grows with the log: an attempt with no
     answer after `hedge_after` seconds is not abandoned, the next instance is asked as well,
@@ -143,13 +147,15 @@ async def call_with_hedging(
     GET that is merely slow (a big log) is not cut off and retried from scratch elsewhere.
 
     A failure (BackendFailure, timeout) starts the next attempt at once; `deadline` bounds
-    them all; any other exception propagates at once.
+    them all; any other exception propagates at once. As in call_with_failover, when every
+    instance has failed but one of them is alive, another round follows after `retry_pause`.
     """
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + deadline
     waiting = pool.order()
     attempts: list[Attempt] = []
     running: dict[asyncio.Future[T], tuple[str, float]] = {}
+    any_alive = False
 
     def start_next() -> None:
         if waiting:
@@ -158,7 +164,16 @@ async def call_with_hedging(
 
     try:
         start_next()
-        while running and loop.time() < ends_at:
+        while loop.time() < ends_at:
+            if not running:
+                # Every instance failed this round: again only if one of them is there.
+                if not any_alive or loop.time() + retry_pause >= ends_at:
+                    break
+                await asyncio.sleep(retry_pause)
+                any_alive = False
+                waiting.extend(pool.order())
+                start_next()
+                continue
             wait_for = ends_at - loop.time()
             if waiting:
                 newest = max(started for _, started in running.values())
@@ -175,6 +190,7 @@ async def call_with_hedging(
                     result = task.result()
                 except (BackendFailure, TimeoutError) as exc:
                     attempts.append(Attempt(url, str(exc) or "timed out"))
+                    any_alive = any_alive or not getattr(exc, "unreachable", False)
                     pool.mark_failed(url)
                     log.warning("logging instance %s failed: %s", url, attempts[-1].error)
                     start_next()

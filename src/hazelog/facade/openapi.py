@@ -92,7 +92,10 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                     "description": (
                         'The body is the message: JSON `{"msg": ...}` with a JSON content '
                         "type, otherwise the body itself as UTF-8 text (one trailing newline "
-                        f"is dropped). At most {max_body_bytes} bytes."
+                        f"is dropped). At most {max_body_bytes} bytes. An optional "
+                        "`Idempotency-Key` header (1 to 255 printable ASCII characters) makes "
+                        "retries safe: the same key stores the message once and answers with "
+                        "its UUID again (200)."
                     ),
                     "requestBody": {
                         "required": True,
@@ -121,9 +124,34 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _error_response("Not a message (empty, malformed, not UTF-8)."),
+                        "200": {
+                            "description": "Stored before under this Idempotency-Key.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["uuid"],
+                                        "properties": {"uuid": {"type": "string"}},
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error_response(
+                            "Not a message (empty, malformed, not UTF-8), or a bad key."
+                        ),
                         "413": _error_response("Body over the size limit."),
-                        "503": _error_response("No logging instance stored it.", "Unavailable"),
+                        "422": _error_response("Idempotency-Key used before with another message."),
+                        "503": {
+                            "description": (
+                                "No logging instance stored it (with `attempts`), or the facade "
+                                "holds too many messages already (with a Retry-After header)."
+                            ),
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Error"}
+                                }
+                            },
+                        },
                     },
                 },
                 "get": {
@@ -131,7 +159,9 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                     "summary": "Every stored message, then the messages service's text",
                     "description": (
                         "text/plain (default): one message per line, then the messages "
-                        "service's text. With `Accept: application/json`: the object below. "
+                        "service's text; a backslash, LF and CR in a line are written as "
+                        "\\\\, \\n and \\r, other line breaks as \\uXXXX. "
+                        "With `Accept: application/json`: the object below. "
                         "If the messages service is unreachable the text is null (JSON) or "
                         "left out (text, with an X-Hazelog-Warning header)."
                     ),

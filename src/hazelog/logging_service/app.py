@@ -82,6 +82,17 @@ def outcome(message: StoredMessage, previous: StoredMessage | None) -> tuple[int
     return 200, {"uuid": message.uuid, "stored": False}
 
 
+def store_failure(message: StoredMessage, exc: BaseException) -> ApiError:
+    """A 503 for a write the store did not confirm: the facade tries another instance. An
+    error that is not the cluster's (a client bug, say) is still the store's, not the
+    request's: it is logged with its traceback, and the client sees the same JSON 503."""
+    if isinstance(exc, HazelcastError | OSError):
+        log.warning("could not store %s: %s", message.uuid, exc)
+    else:
+        log.error("could not store %s", message.uuid, exc_info=exc)
+    return ApiError(503, "store_unavailable", f"could not store: {exc}")
+
+
 def _store(app: App) -> MessageStore:
     store: MessageStore | None = app.ctx.store
     problem = "not connected to the hazelcast cluster yet" if store is None else store.problem()
@@ -146,9 +157,10 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
         store = _store(app)
         try:
             previous = await store_and_log(store, message)
-        except (HazelcastError, OSError) as exc:
-            log.warning("could not store %s: %s", message.uuid, exc)
-            raise ApiError(503, "store_unavailable", f"could not store: {exc}") from exc
+        except ApiError:
+            raise  # the store's own answer (its status and code) goes out as it is
+        except Exception as exc:
+            raise store_failure(message, exc) from exc
         status, body = outcome(message, previous)
         if status >= 400:
             raise ApiError(status, body["error"], body["detail"])
@@ -179,12 +191,11 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             *(store_and_log(store, message) for _, message in valid), return_exceptions=True
         )
         for (index, message), previous in zip(valid, stored, strict=True):
-            if isinstance(previous, HazelcastError | OSError):
-                # Retrying the whole batch is safe: a message stored now comes back as 200.
-                log.warning("could not store %s: %s", message.uuid, previous)
-                raise ApiError(503, "store_unavailable", f"could not store: {previous}")
-            if isinstance(previous, BaseException):
+            if isinstance(previous, asyncio.CancelledError | ApiError):
                 raise previous
+            if isinstance(previous, BaseException):
+                # Retrying the whole batch is safe: a message stored now comes back as 200.
+                raise store_failure(message, previous)
             status, body = outcome(message, previous)
             results[index] = {"status": status, **body}
         return json({"results": results})

@@ -27,7 +27,12 @@ def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     text = read_text(request, max_bytes)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except RecursionError as exc:
+        # The C parser recurses once per nesting level: a body of "[[[[..." runs out of stack
+        # well within any size limit.
+        raise ApiError(400, "too_deeply_nested", "body nests JSON too deeply") from exc
+    except ValueError as exc:
+        # JSONDecodeError, and also a number with more digits than int() converts (4300).
         raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_shape", "body must be a JSON object")
