@@ -38,8 +38,8 @@ from typing import Any
 import aiohttp
 
 from hazelog.config import FacadeConfig
-from hazelog.local.runner import hazelog_command, start_all
-from hazelog.local.topology import Kind, Ports, build_topology
+from hazelog_tools.local.runner import hazelog_command, start_all
+from hazelog_tools.local.topology import Kind, Ports, build_topology
 from tests.integration.support import HOST, JAR, Topology, free_port_offset
 
 
