@@ -31,6 +31,7 @@ class FakeStore:
         self.data: dict[str, StoredMessage] = {}
         self.connected = True
         self.failing = False
+        self.failure = "invocation timed out"
         self.closed = False
 
     def problem(self) -> str | None:
@@ -38,7 +39,7 @@ class FakeStore:
 
     async def put_if_absent(self, message: StoredMessage) -> StoredMessage | None:
         if self.failing:
-            raise OperationTimeoutError("invocation timed out")
+            raise OperationTimeoutError(self.failure)
         previous = self.data.get(message.uuid)
         if previous is None:
             self.data[message.uuid] = message
@@ -46,7 +47,7 @@ class FakeStore:
 
     async def all_json(self) -> list[str]:
         if self.failing:
-            raise OperationTimeoutError("invocation timed out")
+            raise OperationTimeoutError(self.failure)
         return [message_json(message) for message in self.data.values()]
 
     async def close(self) -> None:
@@ -234,6 +235,22 @@ async def test_store_errors_become_503_json() -> None:
         got, listed = await fetch_json("GET", url + "/")
     assert (posted, answer["error"]) == (503, "store_unavailable")
     assert (got, listed["error"]) == (503, "store_unavailable")
+
+
+async def test_store_error_detail_is_the_first_line_without_the_members_stack_trace() -> None:
+    store = FakeStore()
+    store.failing = True
+    store.failure = (
+        "Exception from server: hazelog.mapstore.StoreUnavailableException: PostgreSQL"
+        " unavailable: connection refused\n \tat hazelog.mapstore.X.run(X.java:1)\n\tat y"
+    )
+    async with logging_instance(store) as url:
+        posted, answer = await post(url, {"uuid": U1, "msg": "m"})
+    assert posted == 503
+    assert answer["detail"] == (
+        "could not store: Exception from server: hazelog.mapstore.StoreUnavailableException:"
+        " PostgreSQL unavailable: connection refused"
+    )
 
 
 async def test_opening_the_store_is_retried_after_a_failure(

@@ -39,6 +39,18 @@ def _transport_failure(exc: aiohttp.ClientError) -> BackendFailure:
     return BackendFailure(_describe(exc), unreachable=unreachable)
 
 
+async def _server_failure(response: aiohttp.ClientResponse) -> BackendFailure:
+    """A 5xx, with the instance's own reason when it gave one (e.g. the database is down),
+    so that the facade's 503 can name the cause."""
+    try:
+        body = json.loads(await response.read())
+    except (UnicodeDecodeError, json.JSONDecodeError, aiohttp.ClientError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return BackendFailure(f"HTTP {response.status} {body['error']}: {body.get('detail', '')}")
+    return BackendFailure(f"HTTP {response.status}")
+
+
 async def _read_json(response: aiohttp.ClientResponse) -> Any:
     raw = await response.read()
     try:
@@ -58,7 +70,7 @@ async def post_message(
             url, data=data, headers={"Content-Type": "application/json"}
         ) as response:
             if response.status >= 500:
-                raise BackendFailure(f"HTTP {response.status}")
+                raise await _server_failure(response)
             body = await _read_json(response)
             if response.status in (200, 201):
                 # Anything but our UUID back means we did not talk to a logging instance.
@@ -91,7 +103,7 @@ async def post_batch(
             batch_url(url), data=data, headers={"Content-Type": "application/json"}
         ) as response:
             if response.status >= 500:
-                raise BackendFailure(f"HTTP {response.status}")
+                raise await _server_failure(response)
             if response.status != 200:
                 body = None
             else:

@@ -82,6 +82,11 @@ def outcome(message: StoredMessage, previous: StoredMessage | None) -> tuple[int
     return 200, {"uuid": message.uuid, "stored": False}
 
 
+def reason(exc: BaseException) -> str:
+    """An error's first line: a member's exception text goes on with its Java stack trace."""
+    return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
+
+
 def _store(app: App) -> MessageStore:
     store: MessageStore | None = app.ctx.store
     problem = "not connected to the hazelcast cluster yet" if store is None else store.problem()
@@ -148,7 +153,7 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             previous = await store_and_log(store, message)
         except (HazelcastError, OSError) as exc:
             log.warning("could not store %s: %s", message.uuid, exc)
-            raise ApiError(503, "store_unavailable", f"could not store: {exc}") from exc
+            raise ApiError(503, "store_unavailable", f"could not store: {reason(exc)}") from exc
         status, body = outcome(message, previous)
         if status >= 400:
             raise ApiError(status, body["error"], body["detail"])
@@ -182,7 +187,7 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             if isinstance(previous, HazelcastError | OSError):
                 # Retrying the whole batch is safe: a message stored now comes back as 200.
                 log.warning("could not store %s: %s", message.uuid, previous)
-                raise ApiError(503, "store_unavailable", f"could not store: {previous}")
+                raise ApiError(503, "store_unavailable", f"could not store: {reason(previous)}")
             if isinstance(previous, BaseException):
                 raise previous
             status, body = outcome(message, previous)
@@ -196,7 +201,7 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             texts = await store.all_json()
         except (HazelcastError, OSError) as exc:
             log.warning("could not read messages: %s", exc)
-            raise ApiError(503, "store_unavailable", f"could not read: {exc}") from exc
+            raise ApiError(503, "store_unavailable", f"could not read: {reason(exc)}") from exc
         # The stored texts are the answer's items already: sort and join, no re-serialising.
         body = '{"messages":[' + ",".join(sort_messages_json(texts)) + "]}"
         return raw(body.encode("utf-8"), content_type="application/json")
