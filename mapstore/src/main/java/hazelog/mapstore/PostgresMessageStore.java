@@ -4,6 +4,7 @@ import com.hazelcast.core.HazelcastInstance;
 import com.hazelcast.core.HazelcastJsonValue;
 import com.hazelcast.map.MapLoaderLifecycleSupport;
 import com.hazelcast.map.MapStore;
+import com.hazelcast.map.LocalMapStats;
 import java.sql.Array;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -15,6 +16,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import java.util.regex.Matcher;
@@ -28,7 +30,10 @@ import java.util.regex.Pattern;
  * <p>Map-store properties: {@code jdbc-url} (required), {@code user}, {@code password},
  * {@code table} (default: the map's name), {@code pool-size} (8), {@code connect-timeout-seconds}
  * (5), {@code socket-timeout-seconds} (10), {@code initial-load-wait-seconds} (120: how long the
- * eager initial load waits for the database to come up, so members may start before it).
+ * eager initial load waits for the database to come up, so members may start before it),
+ * {@code max-entry-bytes} (0: unbounded): the most memory this member's entries (owned and
+ * backups) may take; a store beyond it throws {@link LogFullException}, so the map refuses the
+ * put before the member could run out of heap.
  */
 public final class PostgresMessageStore implements MapStore<String, HazelcastJsonValue>, MapLoaderLifecycleSupport {
 
@@ -37,10 +42,21 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
     // The logging services write accepted_at first; another layout still finds it (or gets 0).
     private static final Pattern ACCEPTED_AT = Pattern.compile("\"accepted_at\"\\s*:\\s*(\\d{1,19})");
     private static final long RETRY_PAUSE_MILLIS = 1000;
+    // How often the member's own entry memory cost is read again (it walks every partition);
+    // between two reads, what was stored since is counted by estimate.
+    private static final long STATS_INTERVAL_NANOS = 100_000_000L;
+    // Per-entry cost besides the key and value bytes (record, hash table slot, Data headers).
+    private static final long ENTRY_OVERHEAD_BYTES = 200;
 
     private ConnectionPool pool;
     private String table;
     private long initialLoadWaitMillis;
+    private HazelcastInstance instance;
+    private String mapName;
+    private long maxEntryBytes;
+    private volatile long measuredCost;
+    private volatile long measuredAt;
+    private final AtomicLong storedSince = new AtomicLong();
 
     @Override
     public void init(HazelcastInstance instance, Properties properties, String mapName) {
@@ -53,6 +69,11 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
         int connectTimeout = intProperty(properties, "connect-timeout-seconds", 5);
         int socketTimeout = intProperty(properties, "socket-timeout-seconds", 10);
         initialLoadWaitMillis = 1000L * intProperty(properties, "initial-load-wait-seconds", 120);
+        String maxBytes = properties.getProperty("max-entry-bytes", "0").trim();
+        maxEntryBytes = Long.parseLong(maxBytes.isEmpty() ? "0" : maxBytes);
+        this.instance = instance;
+        this.mapName = mapName;
+        measuredAt = System.nanoTime() - 2 * STATS_INTERVAL_NANOS;
 
         Properties jdbc = new Properties();
         jdbc.setProperty("user", properties.getProperty("user", ""));
@@ -89,8 +110,18 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
         if (entries.isEmpty()) {
             return;
         }
+        long incoming = reserve(entries);
         String sql = "INSERT INTO " + table + " (uuid, accepted_at, body) VALUES (?, ?, ?)"
                 + " ON CONFLICT (uuid) DO UPDATE SET accepted_at = EXCLUDED.accepted_at, body = EXCLUDED.body";
+        try {
+            write(sql, entries);
+        } catch (RuntimeException e) {
+            storedSince.addAndGet(-incoming);
+            throw e;
+        }
+    }
+
+    private void write(String sql, Map<String, HazelcastJsonValue> entries) {
         run("store " + entries.size() + " entries", connection -> {
             connection.setAutoCommit(false);
             try (PreparedStatement insert = connection.prepareStatement(sql)) {
@@ -196,6 +227,39 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
                 }
             }
         }
+    }
+
+    /**
+     * Counts the entries against max-entry-bytes; LogFullException (nothing counted) when they
+     * do not fit. Returns the bytes counted.
+     */
+    private long reserve(Map<String, HazelcastJsonValue> entries) {
+        long incoming = 0;
+        for (Map.Entry<String, HazelcastJsonValue> entry : entries.entrySet()) {
+            incoming += estimatedCost(entry.getKey(), entry.getValue().toString());
+        }
+        if (maxEntryBytes <= 0 || instance == null) {
+            return 0;
+        }
+        long now = System.nanoTime();
+        if (now - measuredAt > STATS_INTERVAL_NANOS) {
+            LocalMapStats stats = instance.getMap(mapName).getLocalMapStats();
+            measuredCost = stats.getOwnedEntryMemoryCost() + stats.getBackupEntryMemoryCost();
+            storedSince.set(0);
+            measuredAt = now;
+        }
+        long used = measuredCost + storedSince.addAndGet(incoming);
+        if (used > maxEntryBytes) {
+            storedSince.addAndGet(-incoming);
+            throw new LogFullException("log_full: this member's entries would take " + used
+                    + " bytes, more than the " + maxEntryBytes + " it may hold (max-entry-bytes)");
+        }
+        return incoming;
+    }
+
+    /** Memory an entry takes in the map: key and value as UTF-16 at worst, plus the record. */
+    static long estimatedCost(String key, String json) {
+        return 2L * (key.length() + json.length()) + ENTRY_OVERHEAD_BYTES;
     }
 
     /** The accepted_at of a stored JSON text, 0 when it has none. */

@@ -39,6 +39,10 @@ class MemberRestartTest {
     }
 
     private static HazelcastInstance member(String table) throws IOException {
+        return member(table, 0);
+    }
+
+    private static HazelcastInstance member(String table, long maxEntryBytes) throws IOException {
         Config config = new Config();
         config.setClusterName("mapstore-test-" + UUID.randomUUID());
         config.setProperty("hazelcast.phone.home.enabled", "false");
@@ -55,6 +59,7 @@ class MemberRestartTest {
                 .setWriteDelaySeconds(0);
         PostgresMessageStoreTest.properties(postgres.url(), table)
                 .forEach((key, value) -> store.setProperty((String) key, (String) value));
+        store.setProperty("max-entry-bytes", Long.toString(maxEntryBytes));
         config.getMapConfig("messages").setBackupCount(0).setMapStoreConfig(store);
         return Hazelcast.newHazelcastInstance(config);
     }
@@ -104,6 +109,39 @@ class MemberRestartTest {
             assertEquals(written.size() + 1, map.size());
         } finally {
             second.getLifecycleService().terminate();
+        }
+    }
+
+    @Test
+    void aFullMemberRefusesPutsWithLogFullAndKeepsServing() throws Exception {
+        long budget = 400_000;
+        HazelcastInstance member = member("log_full", budget);
+        try {
+            IMap<String, HazelcastJsonValue> map = member.getMap("messages");
+            String text = "x".repeat(1000);
+            int stored = 0;
+            RuntimeException refusal = null;
+            for (int i = 0; i < 1000 && refusal == null; i++) {
+                String uuid = UUID.randomUUID().toString();
+                try {
+                    map.putIfAbsent(uuid, new HazelcastJsonValue(PostgresMessageStoreTest.json(i, uuid, text)));
+                    stored++;
+                } catch (RuntimeException e) {
+                    refusal = e;
+                    assertFalse(map.containsKey(uuid));
+                }
+            }
+            assertTrue(refusal != null, "1000 puts of 1 KB never filled a 400 KB budget");
+            assertTrue(String.valueOf(refusal.getMessage()).contains("log_full"), refusal.toString());
+            assertTrue(stored > 50, "refused after only " + stored + " puts");
+            long cost = map.getLocalMapStats().getOwnedEntryMemoryCost();
+            assertTrue(cost <= budget, cost + " bytes held, budget " + budget);
+            // Still serving: reads work, and the refusal changed nothing.
+            assertEquals(stored, map.size());
+            assertEquals(stored, map.values().size());
+            assertTrue(member.getLifecycleService().isRunning());
+        } finally {
+            member.getLifecycleService().terminate();
         }
     }
 }
