@@ -39,10 +39,41 @@ class MapStoreDatabase:
     # Never in a repr, should one land in a log or a test report.
     password: str = field(repr=False)
     table: str = "messages"
+    # Bytes of entries one member may hold (0: unbounded); see log_capacity.
+    max_entry_bytes: int = 0
 
     def __post_init__(self) -> None:
         if not self.jdbc_url.startswith("jdbc:postgresql://"):
             raise ValueError(f"jdbc_url must be a jdbc:postgresql:// URL, not {self.jdbc_url!r}")
+        if self.max_entry_bytes < 0:
+            raise ValueError("max_entry_bytes must not be negative")
+
+
+# Share of a member's heap its map entries may take: the rest is Hazelcast itself, a GET of
+# the whole log (a member builds its part of the answer in memory), partition
+# migration (a joining or leaving member briefly holds a partition twice), operations in
+# flight and garbage not yet collected.
+ENTRY_HEAP_SHARE = 0.3
+# Bytes one message takes in a member's map besides its text: record, key, JSON framing
+# (the MapStore's own estimate), for stating the capacity in messages.
+ENTRY_OVERHEAD = 2 * (36 + 80) + 200
+
+
+def member_entry_budget(heap_bytes: int) -> int:
+    """max-entry-bytes for a member with this maximum heap (-Xmx)."""
+    if heap_bytes <= 0:
+        raise ValueError("heap_bytes must be positive")
+    return int(heap_bytes * ENTRY_HEAP_SHARE)
+
+
+def log_capacity(heap_bytes: int, members: int, backup_count: int, message_chars: int) -> int:
+    """How many messages of `message_chars` characters the log holds: every member holds
+    (1 + backup_count) / members of all entries, each within its member's budget."""
+    if members < 1 or backup_count < 0:
+        raise ValueError("members must be at least 1 and backup_count not negative")
+    copies = min(1 + backup_count, members)
+    per_message = 2 * message_chars + ENTRY_OVERHEAD
+    return member_entry_budget(heap_bytes) * members // (copies * per_message)
 
 
 # Access to JDK internals that Hazelcast asks for on Java 9+ (the member prints exactly this
@@ -113,6 +144,7 @@ def render_member_config(
                 "mapstore_user": database.user,
                 "mapstore_password": database.password,
                 "mapstore_table": database.table,
+                "mapstore_max_entry_bytes": database.max_entry_bytes,
             }
             if database is not None
             else {}

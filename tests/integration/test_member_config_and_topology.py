@@ -16,7 +16,9 @@ from hazelog.member import (
     MEMBER_MAIN_CLASS,
     TEMPLATE_NAME,
     MapStoreDatabase,
+    log_capacity,
     member_command,
+    member_entry_budget,
     render_member_config,
 )
 
@@ -113,6 +115,7 @@ def test_member_config_with_a_database_writes_through_and_loads_eagerly() -> Non
         user="hazelog",
         password='p"w: #1',
         table="log",
+        max_entry_bytes=5_000_000,
     )
     store = rendered(database=database)["map"]["messages"]["map-store"]
     assert store["enabled"] is True
@@ -124,8 +127,23 @@ def test_member_config_with_a_database_writes_through_and_loads_eagerly() -> Non
         "user": "hazelog",
         "password": 'p"w: #1',
         "table": "log",
+        "max-entry-bytes": "5000000",
     }
     assert 'p"w' not in repr(database)
+
+
+def test_log_capacity_follows_heap_members_and_backups() -> None:
+    heap = 256 * 2**20
+    assert member_entry_budget(heap) == int(heap * 0.3)
+    three = log_capacity(heap, members=3, backup_count=2, message_chars=100)
+    # backup-count 2 on 3 members: every member holds every entry, so 3 members hold what one
+    # does; fewer backups spread the entries and hold more.
+    assert three == log_capacity(heap, members=1, backup_count=0, message_chars=100)
+    assert log_capacity(heap, members=3, backup_count=1, message_chars=100) > three
+    assert log_capacity(2 * heap, members=3, backup_count=2, message_chars=100) >= 2 * three - 1
+    assert log_capacity(heap, members=3, backup_count=2, message_chars=1000) < three
+    with pytest.raises(ValueError, match="heap_bytes"):
+        member_entry_budget(0)
 
 
 def test_database_must_be_a_postgresql_jdbc_url() -> None:

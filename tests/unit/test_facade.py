@@ -66,6 +66,10 @@ async def reject(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def log_full(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"error": "log_full", "detail": "the log is full: ..."}, status=507)
+
+
 async def messages_text(request: web.Request) -> web.StreamResponse:
     return web.Response(text="not implemented yet")
 
@@ -219,6 +223,15 @@ async def test_post_client_error_from_logging_is_passed_on_without_failover() ->
     assert (status, body) == (400, {"error": "empty_message", "detail": "msg must not be empty"})
     assert len(rejecting.posted) == 1
     assert other.received == []
+
+
+async def test_post_log_full_is_passed_on_as_507_without_retrying() -> None:
+    # Every instance shares one map: when one is out of room, all are; asking again (as for
+    # a 503) would only hold the client until the deadline.
+    async with fake_backend(log_full) as full, facade(config([full.url])) as url:
+        status, body = await post_text(url, "m")
+    assert (status, body) == (507, {"error": "log_full", "detail": "the log is full: ..."})
+    assert len(full.posted) == 1
 
 
 # --- bad input: rejected before any logging instance is contacted -------------------------

@@ -124,6 +124,7 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                         "400": _error_response("Not a message (empty, malformed, not UTF-8)."),
                         "413": _error_response("Body over the size limit."),
                         "503": _error_response("No logging instance stored it.", "Unavailable"),
+                        "507": _error_response("The log is full (log_full); reads still work."),
                     },
                 },
                 "get": {

@@ -82,6 +82,18 @@ def outcome(message: StoredMessage, previous: StoredMessage | None) -> tuple[int
     return 200, {"uuid": message.uuid, "stored": False}
 
 
+# The members' MapStore refuses a put beyond their memory budget with this exception.
+LOG_FULL_MARKER = "LogFullException"
+
+
+def store_failure(exc: BaseException, doing: str) -> ApiError:
+    """507 log_full when the members refused for room (a retry elsewhere cannot help), else
+    503 store_unavailable (the cluster or its database is away; a retry may)."""
+    if LOG_FULL_MARKER in str(exc):
+        return ApiError(507, "log_full", f"the log is full: {reason(exc)}")
+    return ApiError(503, "store_unavailable", f"could not {doing}: {reason(exc)}")
+
+
 def reason(exc: BaseException) -> str:
     """An error's first line: a member's exception text goes on with its Java stack trace."""
     return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
@@ -152,8 +164,8 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
         try:
             previous = await store_and_log(store, message)
         except (HazelcastError, OSError) as exc:
-            log.warning("could not store %s: %s", message.uuid, exc)
-            raise ApiError(503, "store_unavailable", f"could not store: {reason(exc)}") from exc
+            log.warning("could not store %s: %s", message.uuid, reason(exc))
+            raise store_failure(exc, "store") from exc
         status, body = outcome(message, previous)
         if status >= 400:
             raise ApiError(status, body["error"], body["detail"])
@@ -185,9 +197,18 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
         )
         for (index, message), previous in zip(valid, stored, strict=True):
             if isinstance(previous, HazelcastError | OSError):
+                failure = store_failure(previous, "store")
+                if failure.status_code == 507:
+                    # This message has no room; the others of the batch have their results.
+                    results[index] = {
+                        "uuid": message.uuid,
+                        "status": 507,
+                        **error_body(failure.error, str(failure)),
+                    }
+                    continue
                 # Retrying the whole batch is safe: a message stored now comes back as 200.
-                log.warning("could not store %s: %s", message.uuid, previous)
-                raise ApiError(503, "store_unavailable", f"could not store: {reason(previous)}")
+                log.warning("could not store %s: %s", message.uuid, reason(previous))
+                raise failure
             if isinstance(previous, BaseException):
                 raise previous
             status, body = outcome(message, previous)
