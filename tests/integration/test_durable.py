@@ -4,14 +4,23 @@ MapStore), so whole-cluster stops lose nothing and a database outage refuses wri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from tests.integration.post_load import PostLoad, wait_until
 from tests.integration.postgres import Postgres
-from tests.integration.support import Topology, http
+from tests.integration.support import (
+    MAPSTORE_JARS,
+    Topology,
+    http,
+    post_message,
+    start_topology,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +138,48 @@ def test_database_outage_refuses_writes_with_503_and_they_resume(
     print(f"refused {len(bodies)}; writes resumed {resumed:.2f} s after PostgreSQL was back")
     print(f"a refusal: {json.dumps(bodies[0])[:600]}")
     assert resumed < RESUME_BOUND
+
+
+FULL_BUDGET = 2_000_000  # bytes of entries per member: small, so the test fills it quickly
+MAX_FILL_POSTS = 10_000
+
+
+def test_a_full_log_answers_507_keeps_reading_and_no_member_dies(
+    hazelcast_jar: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    for jar in MAPSTORE_JARS:
+        require(jar.is_file(), f"{jar} is missing (make artifacts builds and fetches it)")
+    database = dataclasses.replace(postgres.database, max_entry_bytes=FULL_BUDGET)
+    topology = start_topology(tmp_path / "topology", hazelcast_jar, database=database)
+    try:
+        members = {name: topology.running[name].pid for name in topology.member_names}
+        filler = "f" * 1000
+        acknowledged: dict[str, str] = {}
+        full: list[dict[str, str]] = []
+        for i in range(MAX_FILL_POSTS):
+            status, body = post_message(topology, f"{i}-{filler}")
+            if status == 201:
+                acknowledged[json.loads(body)["uuid"]] = f"{i}-{filler}"
+                continue
+            if status == 503 and not acknowledged:
+                # Members just started (a busy machine may take seconds): not yet, not full.
+                time.sleep(0.5)
+                continue
+            assert status == 507, (i, status, body[:300])
+            full.append(json.loads(body))
+            if len(full) >= 20:
+                break
+        assert full, f"{MAX_FILL_POSTS} POSTs of 1 kB never filled {FULL_BUDGET} bytes"
+        assert {body["error"] for body in full} == {"log_full"}, full[:3]
+        print(f"507 after {len(acknowledged)} messages of ~1 kB; a refusal: {full[0]}")
+
+        stored = {str(m["uuid"]): m["msg"] for m in read_all(topology)}
+        assert {u: stored.get(u) for u in acknowledged} == acknowledged
+        assert len(stored) == len(acknowledged)
+        for name, pid in members.items():
+            assert topology.alive(name), f"{name} died"
+            assert topology.running[name].pid == pid
+            assert "OutOfMemoryError" not in topology.log(name)
+        assert postgres.count() == len(acknowledged)
+    finally:
+        topology.stop_all()
