@@ -5,6 +5,7 @@ import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -109,9 +110,10 @@ final class ConnectionPool implements AutoCloseable {
         try (Statement statement = connection.createStatement()) {
             statement.execute(schema);
         } catch (SQLException e) {
-            // Members starting together race on CREATE TABLE IF NOT EXISTS: PostgreSQL may then
-            // report the table (42P07) or its row type (23505) as existing. Both mean "done".
-            if (!"42P07".equals(e.getSQLState()) && !"23505".equals(e.getSQLState())) {
+            // Members (and a member's first connections) race on CREATE TABLE IF NOT EXISTS:
+            // PostgreSQL may then report the table (42P07), its row type (42710) or that type's
+            // catalog row (23505) as existing. All mean "done".
+            if (!Set.of("42P07", "42710", "23505").contains(e.getSQLState())) {
                 throw e;
             }
         }

@@ -209,6 +209,44 @@ class PostgresMessageStoreTest {
     }
 
     @Test
+    void concurrentStoresAreEachCommittedBeforeTheyReturn() throws Exception {
+        String table = newTable();
+        store = open(table);
+        int threads = 16;
+        int perThread = 100;
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            List<Future<Integer>> results = new java.util.ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                results.add(pool.submit(() -> {
+                    int seen = 0;
+                    try (Connection check = DriverManager.getConnection(postgres.url(), TestPostgres.USER, TestPostgres.PASSWORD)) {
+                        for (int i = 0; i < perThread; i++) {
+                            String uuid = UUID.randomUUID().toString();
+                            String text = json(i, uuid, "c" + i);
+                            store.store(uuid, new HazelcastJsonValue(text));
+                            // Write-through: committed, hence visible to another session, already.
+                            try (Statement statement = check.createStatement();
+                                 ResultSet rows = statement.executeQuery("SELECT body FROM " + table + " WHERE uuid = '" + uuid + "'")) {
+                                if (rows.next() && rows.getString(1).equals(text)) {
+                                    seen++;
+                                }
+                            }
+                        }
+                    }
+                    return seen;
+                }));
+            }
+            for (Future<Integer> result : results) {
+                assertEquals(perThread, result.get());
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(threads * perThread, count(table));
+    }
+
+    @Test
     void acceptedAtIsReadFromAnyLayoutAndZeroWithout() {
         assertEquals(42L, PostgresMessageStore.acceptedAt("{\"uuid\":\"u\", \"accepted_at\" : 42}"));
         assertEquals(0L, PostgresMessageStore.acceptedAt("{\"uuid\":\"u\"}"));
