@@ -33,8 +33,9 @@ import java.util.regex.Pattern;
  *
  * <p>Map-store properties: {@code jdbc-url} (required), {@code user}, {@code password},
  * {@code table} (default: the map's name), {@code pool-size} (8), {@code connect-timeout-seconds}
- * (5), {@code socket-timeout-seconds} (10), {@code initial-load-wait-seconds} (120: how long the
- * eager initial load waits for the database to come up, so members may start before it),
+ * (5), {@code socket-timeout-seconds} (10), {@code initial-load-wait-seconds} (0: the eager
+ * initial load waits for the database as long as it takes, so members may start before it; a
+ * load that gave up would leave the map serving an empty or partial log),
  * {@code max-entry-bytes} (0: unbounded): the most memory this member's entries (owned and
  * backups) may take; a store beyond it throws {@link LogFullException}, so the map refuses the
  * put before the member could run out of heap.
@@ -73,7 +74,7 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
         int poolSize = Math.max(1, intProperty(properties, "pool-size", 8));
         int connectTimeout = intProperty(properties, "connect-timeout-seconds", 5);
         int socketTimeout = intProperty(properties, "socket-timeout-seconds", 10);
-        initialLoadWaitMillis = 1000L * intProperty(properties, "initial-load-wait-seconds", 120);
+        initialLoadWaitMillis = 1000L * intProperty(properties, "initial-load-wait-seconds", 0);
         String maxBytes = properties.getProperty("max-entry-bytes", "0").trim();
         maxEntryBytes = Long.parseLong(maxBytes.isEmpty() ? "0" : maxBytes);
         this.instance = instance;
@@ -202,12 +203,15 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
     }
 
     /**
-     * Every key, for the eager initial load. Waits (bounded) for the database: members that
-     * boot before it still come up with the whole log instead of an empty map.
+     * Every key, for the eager initial load. Waits for the database (for ever by default):
+     * Hazelcast does not retry a failed initial load, the map would then serve an empty or
+     * partial log; meanwhile operations on the map wait, and clients answer 503.
      */
     @Override
     public Iterable<String> loadAllKeys() {
-        long deadline = System.currentTimeMillis() + initialLoadWaitMillis;
+        long deadline = initialLoadWaitMillis > 0
+                ? System.currentTimeMillis() + initialLoadWaitMillis
+                : Long.MAX_VALUE;
         while (true) {
             try {
                 List<String> keys = pool.with(connection -> {
@@ -229,7 +233,8 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
                 LOG.info("initial load: " + keys.size() + " keys in table " + table);
                 return keys;
             } catch (SQLException e) {
-                if (System.currentTimeMillis() >= deadline) {
+                boolean stopping = instance != null && !instance.getLifecycleService().isRunning();
+                if (System.currentTimeMillis() >= deadline || stopping) {
                     throw unavailable("list the keys", e);
                 }
                 LOG.log(Level.WARNING, "initial load waits for PostgreSQL: " + e.getMessage());

@@ -17,6 +17,7 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -43,6 +44,10 @@ class MemberRestartTest {
     }
 
     private static HazelcastInstance member(String table, long maxEntryBytes) throws IOException {
+        return member(table, maxEntryBytes, 30);
+    }
+
+    private static HazelcastInstance member(String table, long maxEntryBytes, int loadWait) throws IOException {
         Config config = new Config();
         config.setClusterName("mapstore-test-" + UUID.randomUUID());
         config.setProperty("hazelcast.phone.home.enabled", "false");
@@ -60,6 +65,7 @@ class MemberRestartTest {
         PostgresMessageStoreTest.properties(postgres.url(), table)
                 .forEach((key, value) -> store.setProperty((String) key, (String) value));
         store.setProperty("max-entry-bytes", Long.toString(maxEntryBytes));
+        store.setProperty("initial-load-wait-seconds", Integer.toString(loadWait));
         config.getMapConfig("messages").setBackupCount(0).setMapStoreConfig(store);
         return Hazelcast.newHazelcastInstance(config);
     }
@@ -142,6 +148,41 @@ class MemberRestartTest {
             assertTrue(member.getLifecycleService().isRunning());
         } finally {
             member.getLifecycleService().terminate();
+        }
+    }
+
+    @Test
+    void aMemberStartedBeforeTheDatabaseLoadsEverythingOnceItIsUp() throws Exception {
+        String table = "late_database";
+        HazelcastInstance first = member(table);
+        String kept = UUID.randomUUID().toString();
+        try {
+            first.<String, HazelcastJsonValue>getMap("messages")
+                    .put(kept, new HazelcastJsonValue(PostgresMessageStoreTest.json(1, kept, "kept")));
+        } finally {
+            first.getLifecycleService().terminate();
+        }
+        postgres.stopServer();
+        // The default: wait for the database however long it takes (here 8 s, beyond the 5 s
+        // connect timeout and several retries).
+        HazelcastInstance second = member(table, 0, 0);
+        Thread later = new Thread(() -> {
+            try {
+                Thread.sleep(8000);
+                postgres.startServer();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        later.start();
+        try {
+            IMap<String, HazelcastJsonValue> map = second.getMap("messages");
+            // The whole log, loaded eagerly, never an empty map served in the meantime.
+            assertEquals(1, map.size());
+            assertEquals(Set.of(kept), map.keySet());
+        } finally {
+            later.join();
+            second.getLifecycleService().terminate();
         }
     }
 }
