@@ -4,6 +4,7 @@ import com.hazelcast.core.HazelcastInstance;
 import com.hazelcast.core.HazelcastJsonValue;
 import com.hazelcast.map.MapLoaderLifecycleSupport;
 import com.hazelcast.map.MapStore;
+import com.hazelcast.map.IMap;
 import com.hazelcast.map.LocalMapStats;
 import java.sql.Array;
 import java.sql.Connection;
@@ -16,6 +17,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -63,6 +65,8 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
     private volatile long measuredAt;
     private final AtomicLong storedSince = new AtomicLong();
     private GroupCommit<String, HazelcastJsonValue> groupCommit;
+    private volatile IMap<?, ?> proxy;
+    private final AtomicBoolean proxyFetcher = new AtomicBoolean();
 
     @Override
     public void init(HazelcastInstance instance, Properties properties, String mapName) {
@@ -261,8 +265,9 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
             return 0;
         }
         long now = System.nanoTime();
-        if (now - measuredAt > STATS_INTERVAL_NANOS) {
-            LocalMapStats stats = instance.getMap(mapName).getLocalMapStats();
+        IMap<?, ?> map = mapProxy();
+        if (map != null && now - measuredAt > STATS_INTERVAL_NANOS) {
+            LocalMapStats stats = map.getLocalMapStats();
             measuredCost = stats.getOwnedEntryMemoryCost() + stats.getBackupEntryMemoryCost();
             storedSince.set(0);
             measuredAt = now;
@@ -274,6 +279,28 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
                     + " bytes, more than the " + maxEntryBytes + " it may hold (max-entry-bytes)");
         }
         return incoming;
+    }
+
+    /**
+     * The map's proxy on this member, for its memory statistics; null until it exists. Never
+     * fetched inside a map operation: getMap there can wait on the map being set up, which
+     * waits on the operation (a deadlock seen under load). A background thread fetches it once.
+     */
+    private IMap<?, ?> mapProxy() {
+        IMap<?, ?> map = proxy;
+        if (map == null && proxyFetcher.compareAndSet(false, true)) {
+            Thread fetch = new Thread(() -> {
+                try {
+                    proxy = instance.getMap(mapName);
+                } catch (RuntimeException e) {
+                    LOG.log(Level.WARNING, "no statistics of map " + mapName + " yet", e);
+                    proxyFetcher.set(false);
+                }
+            }, "hazelog-mapstore-stats");
+            fetch.setDaemon(true);
+            fetch.start();
+        }
+        return map;
     }
 
     /** Memory an entry takes in the map: key and value as UTF-16 at worst, plus the record. */
