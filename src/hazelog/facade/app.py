@@ -83,7 +83,10 @@ def unavailable(exc: NoInstanceAvailable) -> HTTPResponse:
     return json(
         {
             "error": "no_logging_instance",
-            "detail": exc.detail,
+            # The last failure says why (e.g. the instances' database is down).
+            "detail": f"{exc.detail}; last: {exc.attempts[-1].error}"
+            if exc.attempts
+            else exc.detail,
             "attempts": [a.as_json() for a in exc.attempts],
         },
         status=503,

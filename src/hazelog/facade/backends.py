@@ -46,6 +46,32 @@ def _transport_failure(exc: aiohttp.ClientError) -> BackendFailure:
     return BackendFailure(_describe(exc), unreachable=unreachable)
 
 
+# The log is full: no instance has room, so it is an answer for the client, not a failover.
+INSUFFICIENT_STORAGE = 507
+
+
+async def _error_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        body = json.loads(await response.read())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body
+    return {"error": "rejected", "detail": f"HTTP {response.status}"}
+
+
+async def _server_failure(response: aiohttp.ClientResponse) -> BackendFailure:
+    """A 5xx, with the instance's own reason when it gave one (e.g. the database is down),
+    so that the facade's 503 can name the cause."""
+    try:
+        body = json.loads(await response.read())
+    except (UnicodeDecodeError, json.JSONDecodeError, aiohttp.ClientError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return BackendFailure(f"HTTP {response.status} {body['error']}: {body.get('detail', '')}")
+    return BackendFailure(f"HTTP {response.status}")
+
+
 async def _read_json(response: aiohttp.ClientResponse) -> Any:
     raw = await response.read()
     try:
@@ -64,8 +90,10 @@ async def post_message(
         async with session.post(
             url, data=data, headers={"Content-Type": "application/json"}
         ) as response:
+            if response.status == INSUFFICIENT_STORAGE:
+                return Rejection(response.status, await _error_body(response))
             if response.status >= 500:
-                raise BackendFailure(f"HTTP {response.status}")
+                raise await _server_failure(response)
             body = await _read_json(response)
             if response.status in (200, 201):
                 # Anything but our UUID back means we did not talk to a logging instance.
@@ -98,7 +126,7 @@ async def post_batch(
             batch_url(url), data=data, headers={"Content-Type": "application/json"}
         ) as response:
             if response.status >= 500:
-                raise BackendFailure(f"HTTP {response.status}")
+                raise await _server_failure(response)
             if response.status != 200:
                 body = None
             else:
@@ -123,7 +151,7 @@ def _batch_result(payload: dict[str, Any], result: Any) -> Stored | Rejection:
         if result.get("uuid") != payload["uuid"]:
             raise BackendFailure(f"batch result {status} without the message's uuid")
         return Stored(created=status == 201)
-    if 400 <= status < 500:
+    if 400 <= status < 500 or status == INSUFFICIENT_STORAGE:
         error, detail = result.get("error"), result.get("detail")
         if not isinstance(error, str) or not isinstance(detail, str):
             error, detail = "rejected", f"HTTP {status}"

@@ -152,6 +152,7 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                                 }
                             },
                         },
+                        "507": _error_response("The log is full (log_full); reads still work."),
                     },
                 },
                 "get": {

@@ -82,15 +82,28 @@ def outcome(message: StoredMessage, previous: StoredMessage | None) -> tuple[int
     return 200, {"uuid": message.uuid, "stored": False}
 
 
+# The members' MapStore refuses a put beyond their memory budget with this exception.
+LOG_FULL_MARKER = "LogFullException"
+
+
 def store_failure(message: StoredMessage, exc: BaseException) -> ApiError:
-    """A 503 for a write the store did not confirm: the facade tries another instance. An
-    error that is not the cluster's (a client bug, say) is still the store's, not the
-    request's: it is logged with its traceback, and the client sees the same JSON 503."""
+    """507 log_full when the members refused for room (a retry elsewhere cannot help), else a
+    503 store_unavailable for a write the store did not confirm (the cluster or its database is
+    away; the facade tries another instance). An error that is not the cluster's (a client bug,
+    say) is still the store's, not the request's: it is logged with its traceback, and the
+    client sees the same JSON 503."""
+    if LOG_FULL_MARKER in str(exc):
+        return ApiError(507, "log_full", f"the log is full: {reason(exc)}")
     if isinstance(exc, HazelcastError | OSError):
-        log.warning("could not store %s: %s", message.uuid, exc)
+        log.warning("could not store %s: %s", message.uuid, reason(exc))
     else:
         log.error("could not store %s", message.uuid, exc_info=exc)
-    return ApiError(503, "store_unavailable", f"could not store: {exc}")
+    return ApiError(503, "store_unavailable", f"could not store: {reason(exc)}")
+
+
+def reason(exc: BaseException) -> str:
+    """An error's first line: a member's exception text goes on with its Java stack trace."""
+    return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
 
 
 def _store(app: App) -> MessageStore:
@@ -194,8 +207,17 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             if isinstance(previous, asyncio.CancelledError | ApiError):
                 raise previous
             if isinstance(previous, BaseException):
+                failure = store_failure(message, previous)
+                if failure.status_code == 507:
+                    # This message has no room; the others of the batch have their results.
+                    results[index] = {
+                        "uuid": message.uuid,
+                        "status": 507,
+                        **error_body(failure.error, str(failure)),
+                    }
+                    continue
                 # Retrying the whole batch is safe: a message stored now comes back as 200.
-                raise store_failure(message, previous)
+                raise failure
             status, body = outcome(message, previous)
             results[index] = {"status": status, **body}
         return json({"results": results})
@@ -207,7 +229,7 @@ def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_s
             texts = await store.all_json()
         except (HazelcastError, OSError) as exc:
             log.warning("could not read messages: %s", exc)
-            raise ApiError(503, "store_unavailable", f"could not read: {exc}") from exc
+            raise ApiError(503, "store_unavailable", f"could not read: {reason(exc)}") from exc
         # The stored texts are the answer's items already: sort and join, no re-serialising.
         body = '{"messages":[' + ",".join(sort_messages_json(texts)) + "]}"
         return raw(body.encode("utf-8"), content_type="application/json")
