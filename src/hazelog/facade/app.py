@@ -4,14 +4,17 @@ failover), and reads them back together with the messages service's text."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 import uuid as uuidlib
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from sanic import Request
+from sanic import Blueprint, Request, Sanic
+from sanic.config import Config
 from sanic.response import HTTPResponse, json, text
 
 from hazelog.config import FacadeConfig
@@ -36,7 +39,7 @@ from hazelog.facade.failover import (
 from hazelog.facade.idempotency import HEADER, idempotency_key, message_uuid
 from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
 from hazelog.facade.plain_text import render_lines
-from hazelog.web.app import App, build_app, readiness
+from hazelog.web.app import ServiceApp, ServiceContext, build_app
 from hazelog.web.body import is_json, read_json_object, read_text, require_message
 from hazelog.web.errors import ApiError, error_body
 
@@ -65,7 +68,7 @@ def payload_size(payload: dict[str, Any]) -> int:
     return 6 * len(payload["msg"]) + 128
 
 
-def message_from_request(request: Request, max_bytes: int) -> str:
+def message_from_request(request: Request[Any, Any], max_bytes: int) -> str:
     """The message text: a JSON {"msg": ...} body, or else the body itself as text (curl -d
     sends form-encoded, and that counts as text too)."""
     if is_json(request):
@@ -98,147 +101,180 @@ def overloaded(exc: BatcherFull, seconds: int) -> HTTPResponse:
     )
 
 
-def create_app(
-    config: FacadeConfig, clock: Clock = time.monotonic, rng: random.Random | None = None
-) -> App:
-    app = build_app("hazelog-facade", config)
-    pool = InstancePool([str(u) for u in config.logging_urls], config.cooldown, clock, rng)
-    retry_rng = rng or random.Random()
-    messages_url = str(config.messages_url)
-    app.ctx.pool = pool
-    app.ctx.session = None
-    app.ctx.ready_instances = set()
+class FacadeContext(ServiceContext):
+    """The facade's state: the logging instances (pool, readiness), the HTTP client session
+    (open while the server runs) and the batcher that carries POSTs to the instances."""
 
-    def session() -> aiohttp.ClientSession:
-        value: aiohttp.ClientSession = app.ctx.session
-        return value
+    config: FacadeConfig
 
-    @app.before_server_start
-    async def open_resources(app: App) -> None:
-        app.ctx.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=config.request_timeout),
+    def __init__(self, config: FacadeConfig, clock: Clock, rng: random.Random | None) -> None:
+        super().__init__(config)
+        self.config = config
+        self.pool = InstancePool([str(u) for u in config.logging_urls], config.cooldown, clock, rng)
+        self.retry_rng = rng or random.Random()
+        self.messages_url = str(config.messages_url)
+        self.openapi = openapi_document(config.max_body_bytes)
+        self.ready_instances: set[str] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self.batcher: Batcher[dict[str, Any], Stored | Rejection] = Batcher(
+            functools.partial(send, self),
+            max_in_flight=max(MIN_IN_FLIGHT, BATCHES_PER_INSTANCE * len(self.pool.urls)),
+            max_batch=MAX_BATCH,
+            max_size=MAX_BATCH_BYTES,
+            size=payload_size,
+            max_pending=config.max_pending,
+        )
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the facade's HTTP session is open only while the server runs")
+        return self._session
+
+    def no_instance_ready(self) -> str | None:
+        if self.ready_instances:
+            return None
+        return f"none of the {len(self.pool.urls)} logging instance(s) is ready"
+
+    async def open_session(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
             raise_for_status=False,
         )
-        readiness(app).mark_resources_ready()
 
-    def no_instance_ready() -> str | None:
-        if app.ctx.ready_instances:
-            return None
-        return f"none of the {len(pool.urls)} logging instance(s) is ready"
+    async def close_session(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    readiness(app).check = no_instance_ready
 
-    async def watch_instances() -> None:
-        while True:
-            ready = await asyncio.gather(
-                *(instance_ready(session(), url, config.request_timeout) for url in pool.urls)
-            )
-            app.ctx.ready_instances = {url for url, ok in zip(pool.urls, ready, strict=True) if ok}
-            await asyncio.sleep(READY_POLL_INTERVAL)
+FacadeApp = ServiceApp[FacadeContext]
+FacadeRequest = Request[Sanic[Config, FacadeContext], SimpleNamespace]
 
-    @app.after_server_start
-    async def start_watching(app: App) -> None:
-        # Cancelled with the other background tasks when the server stops.
-        app.ctx.background.append(asyncio.create_task(watch_instances()))
+routes = Blueprint("facade")
 
-    @app.after_server_stop
-    async def close_resources(app: App) -> None:
-        # Requests have drained by now: whatever is still batched has no client waiting.
-        await batcher.close()
-        if app.ctx.session is not None:
-            await app.ctx.session.close()
-            app.ctx.session = None
 
-    document = openapi_document(config.max_body_bytes)
+async def send(
+    ctx: FacadeContext, payloads: list[dict[str, Any]], seconds: float
+) -> list[Stored | Rejection]:
+    """Store one batch through one logging instance, with failover for all of it."""
+    if len(payloads) == 1:
+        [payload] = payloads
 
-    @app.get(OPENAPI_PATH)
-    async def openapi(request: Request) -> HTTPResponse:
-        return json(document)
+        async def store_one(url: str) -> Stored | Rejection:
+            return await post_message(ctx.session, url, payload)
 
-    async def send(payloads: list[dict[str, Any]], seconds: float) -> list[Stored | Rejection]:
-        """Store one batch through one logging instance, with failover for all of it."""
-        if len(payloads) == 1:
-            [payload] = payloads
+        return [await call_with_failover(ctx.pool, store_one, seconds)]
 
-            async def store_one(url: str) -> Stored | Rejection:
-                return await post_message(session(), url, payload)
+    async def store_batch(url: str) -> list[Stored | Rejection]:
+        return await post_batch(ctx.session, url, payloads)
 
-            return [await call_with_failover(pool, store_one, seconds)]
+    return await call_with_failover(ctx.pool, store_batch, seconds)
 
-        async def store_batch(url: str) -> list[Stored | Rejection]:
-            return await post_batch(session(), url, payloads)
 
-        return await call_with_failover(pool, store_batch, seconds)
+async def watch_instances(ctx: FacadeContext) -> None:
+    urls, timeout = ctx.pool.urls, ctx.config.request_timeout
+    while True:
+        ready = await asyncio.gather(*(instance_ready(ctx.session, url, timeout) for url in urls))
+        ctx.ready_instances = {url for url, ok in zip(urls, ready, strict=True) if ok}
+        await asyncio.sleep(READY_POLL_INTERVAL)
 
-    batcher: Batcher[dict[str, Any], Stored | Rejection] = Batcher(
-        send,
-        max_in_flight=max(MIN_IN_FLIGHT, BATCHES_PER_INSTANCE * len(pool.urls)),
-        max_batch=MAX_BATCH,
-        max_size=MAX_BATCH_BYTES,
-        size=payload_size,
-        max_pending=config.max_pending,
-    )
-    app.ctx.batcher = batcher
 
-    @app.post("/")
-    async def accept(request: Request) -> HTTPResponse:
-        # Validate first: a rejected request never reaches a logging instance.
-        key = idempotency_key(request)
-        msg = message_from_request(request, config.max_body_bytes)
-        # One UUID and accept time per message, whichever instance ends up storing it; with
-        # a key, the same UUID for every retry, so the instances store it once.
-        uuid = message_uuid(key) if key is not None else str(uuidlib.uuid4())
-        payload = {"uuid": uuid, "msg": msg, "accepted_at": time.time_ns()}
-        try:
-            result = await batcher.submit(payload, config.deadline)
-        except NoInstanceAvailable as exc:
-            log.warning("no logging instance stored %s: %s", uuid, exc.detail)
-            return unavailable(exc)
-        except BatcherFull as exc:
-            return overloaded(exc, retry_rng.randint(*RETRY_AFTER))
-        except BatcherError as exc:
-            log.warning("message %s not stored: %s", uuid, exc)
-            return json(error_body("unavailable", f"message not stored: {exc}"), status=503)
-        if isinstance(result, Rejection):
-            if key is not None and result.body.get("error") == "uuid_conflict":
-                detail = f"{HEADER} was used before with another message"
-                return json(error_body("idempotency_key_reused", detail), status=422)
-            return json(result.body, status=result.status)
-        # Without a key, a 200 can only be this request's own earlier attempt (failover).
-        status = 201 if key is None or result.created else 200
-        return json({"uuid": uuid}, status=status)
+async def open_resources(app: FacadeApp) -> None:
+    await app.ctx.open_session()
+    app.ctx.readiness.mark_resources_ready()
 
-    async def fetch_text() -> tuple[str | None, str | None]:
-        try:
-            return await get_text(session(), messages_url), None
-        except (BackendFailure, TimeoutError) as exc:
-            reason = str(exc) or "timed out"
-            log.warning("messages service %s unreachable: %s", messages_url, reason)
-            return None, f"messages service unreachable ({messages_url}): {reason}"
 
-    @app.get("/")
-    async def read_all(request: Request) -> HTTPResponse:
-        text_task = asyncio.create_task(fetch_text())
+async def start_watching(app: FacadeApp) -> None:
+    # Cancelled with the other background tasks when the server stops.
+    app.ctx.background.append(asyncio.create_task(watch_instances(app.ctx)))
 
-        async def fetch(url: str) -> list[dict[str, Any]]:
-            return await get_messages(session(), url, seconds=config.deadline)
 
-        try:
-            messages = await call_with_hedging(pool, fetch, config.deadline, config.request_timeout)
-        except NoInstanceAvailable as exc:
-            text_task.cancel()
-            return unavailable(exc)
-        except BaseException:
-            text_task.cancel()  # never leave the concurrent fetch running behind us
-            raise
-        service_text, warning = await text_task
-        warnings = [warning] if warning else []
-        if request.accept.match("text/plain", "application/json") == "application/json":
-            return json({"messages": messages, "text": service_text, "warnings": warnings})
-        lines = [m["msg"] for m in messages]
-        if service_text is not None:
-            lines.append(service_text)
-        headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
-        return text(render_lines(lines), headers=headers)
+async def close_resources(app: FacadeApp) -> None:
+    # Requests have drained by now: whatever is still batched has no client waiting.
+    await app.ctx.batcher.close()
+    await app.ctx.close_session()
 
+
+@routes.get(OPENAPI_PATH)
+async def openapi(request: FacadeRequest) -> HTTPResponse:
+    return json(request.app.ctx.openapi)
+
+
+@routes.post("/")
+async def accept(request: FacadeRequest) -> HTTPResponse:
+    ctx = request.app.ctx
+    # Validate first: a rejected request never reaches a logging instance.
+    key = idempotency_key(request)
+    msg = message_from_request(request, ctx.config.max_body_bytes)
+    # One UUID and accept time per message, whichever instance ends up storing it; with
+    # a key, the same UUID for every retry, so the instances store it once.
+    uuid = message_uuid(key) if key is not None else str(uuidlib.uuid4())
+    payload = {"uuid": uuid, "msg": msg, "accepted_at": time.time_ns()}
+    try:
+        result = await ctx.batcher.submit(payload, ctx.config.deadline)
+    except NoInstanceAvailable as exc:
+        log.warning("no logging instance stored %s: %s", uuid, exc.detail)
+        return unavailable(exc)
+    except BatcherFull as exc:
+        return overloaded(exc, ctx.retry_rng.randint(*RETRY_AFTER))
+    except BatcherError as exc:
+        log.warning("message %s not stored: %s", uuid, exc)
+        return json(error_body("unavailable", f"message not stored: {exc}"), status=503)
+    if isinstance(result, Rejection):
+        if key is not None and result.body.get("error") == "uuid_conflict":
+            detail = f"{HEADER} was used before with another message"
+            return json(error_body("idempotency_key_reused", detail), status=422)
+        return json(result.body, status=result.status)
+    # Without a key, a 200 can only be this request's own earlier attempt (failover).
+    status = 201 if key is None or result.created else 200
+    return json({"uuid": uuid}, status=status)
+
+
+async def fetch_text(ctx: FacadeContext) -> tuple[str | None, str | None]:
+    try:
+        return await get_text(ctx.session, ctx.messages_url), None
+    except (BackendFailure, TimeoutError) as exc:
+        reason = str(exc) or "timed out"
+        log.warning("messages service %s unreachable: %s", ctx.messages_url, reason)
+        return None, f"messages service unreachable ({ctx.messages_url}): {reason}"
+
+
+@routes.get("/")
+async def read_all(request: FacadeRequest) -> HTTPResponse:
+    ctx = request.app.ctx
+    config = ctx.config
+    text_task = asyncio.create_task(fetch_text(ctx))
+
+    async def fetch(url: str) -> list[dict[str, Any]]:
+        return await get_messages(ctx.session, url, seconds=config.deadline)
+
+    try:
+        messages = await call_with_hedging(ctx.pool, fetch, config.deadline, config.request_timeout)
+    except NoInstanceAvailable as exc:
+        text_task.cancel()
+        return unavailable(exc)
+    except BaseException:
+        text_task.cancel()  # never leave the concurrent fetch running behind us
+        raise
+    service_text, warning = await text_task
+    warnings = [warning] if warning else []
+    if request.accept.match("text/plain", "application/json") == "application/json":
+        return json({"messages": messages, "text": service_text, "warnings": warnings})
+    lines = [m["msg"] for m in messages]
+    if service_text is not None:
+        lines.append(service_text)
+    headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
+    return text(render_lines(lines), headers=headers)
+
+
+def create_app(
+    config: FacadeConfig, clock: Clock = time.monotonic, rng: random.Random | None = None
+) -> FacadeApp:
+    app = build_app("hazelog-facade", FacadeContext(config, clock, rng))
+    app.ctx.readiness.check = app.ctx.no_instance_ready
+    app.blueprint(routes)
+    app.before_server_start(open_resources)
+    app.after_server_start(start_watching)
+    app.after_server_stop(close_resources)
     return app

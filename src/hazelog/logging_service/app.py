@@ -8,10 +8,12 @@ import contextlib
 import logging
 import time
 import uuid as uuidlib
+from types import SimpleNamespace
 from typing import Any
 
 from hazelcast.errors import HazelcastError
-from sanic import Request
+from sanic import Blueprint, Request, Sanic
+from sanic.config import Config
 from sanic.response import HTTPResponse, json, raw
 
 from hazelog.config import LoggingConfig
@@ -22,7 +24,7 @@ from hazelog.logging_service.store import (
     open_hazelcast_store,
     sort_messages_json,
 )
-from hazelog.web.app import App, build_app, readiness
+from hazelog.web.app import ServiceApp, ServiceContext, build_app
 from hazelog.web.body import read_json_object, require_message
 from hazelog.web.errors import ApiError, error_body
 
@@ -93,123 +95,151 @@ def store_failure(message: StoredMessage, exc: BaseException) -> ApiError:
     return ApiError(503, "store_unavailable", f"could not store: {exc}")
 
 
-def _store(app: App) -> MessageStore:
-    store: MessageStore | None = app.ctx.store
-    problem = "not connected to the hazelcast cluster yet" if store is None else store.problem()
-    if store is None or problem is not None:
-        raise ApiError(503, "not_ready", problem or "store unavailable")
-    return store
+class LoggingContext(ServiceContext):
+    """A logging instance's state: its store once the client is connected."""
+
+    config: LoggingConfig
+
+    def __init__(self, config: LoggingConfig, open_store: StoreOpener) -> None:
+        super().__init__(config)
+        self.config = config
+        self.open_store = open_store
+        self.store: MessageStore | None = None
+        self.connecting: asyncio.Task[None] | None = None
+
+    def store_problem(self) -> str | None:
+        if self.store is None:
+            return "not connected to the hazelcast cluster yet"
+        return self.store.problem()
+
+    def usable_store(self) -> MessageStore:
+        """The store, or a 503 that says why there is none to use."""
+        problem = self.store_problem()
+        if self.store is None or problem is not None:
+            raise ApiError(503, "not_ready", problem or "store unavailable")
+        return self.store
 
 
-def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_store) -> App:
-    app = build_app("hazelog-logging", config)
-    app.ctx.store = None
-    app.ctx.connecting = None
+LoggingApp = ServiceApp[LoggingContext]
+LoggingRequest = Request[Sanic[Config, LoggingContext], SimpleNamespace]
 
-    def store_problem() -> str | None:
-        store: MessageStore | None = app.ctx.store
-        return "not connected to the hazelcast cluster yet" if store is None else store.problem()
+routes = Blueprint("logging")
 
-    readiness(app).check = store_problem
 
-    async def connect() -> None:
-        # In the background, so /health answers and /ready says why while the cluster is away.
-        while True:
-            try:
-                app.ctx.store = await open_store(config)
-            except Exception as exc:
-                log.warning("cannot open the hazelcast client (%s); retrying", exc)
-                await asyncio.sleep(RECONNECT_PAUSE)
-                continue
-            log.info("connected to cluster %r via %s", config.cluster_name, config.members)
-            readiness(app).mark_resources_ready()
-            return
-
-    @app.before_server_start
-    async def open_resources(app: App) -> None:
-        app.ctx.connecting = asyncio.create_task(connect())
-
-    @app.after_server_stop
-    async def close_resources(app: App) -> None:
-        task: asyncio.Task[None] | None = app.ctx.connecting
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        store: MessageStore | None = app.ctx.store
-        if store is not None:
-            app.ctx.store = None
-            await store.close()
-
-    async def store_and_log(store: MessageStore, message: StoredMessage) -> StoredMessage | None:
-        previous = await store.put_if_absent(message)
-        log.info(
-            "received %s: %s",
-            message.uuid,
-            message.msg,
-            extra={"UUID": message.uuid, "PORT": config.port, "STORED": int(previous is None)},
-        )
-        return previous
-
-    @app.post("/")
-    async def receive(request: Request) -> HTTPResponse:
-        message = parse_message(read_json_object(request, config.max_body_bytes))
-        store = _store(app)
+async def connect(app: LoggingApp) -> None:
+    # In the background, so /health answers and /ready says why while the cluster is away.
+    ctx = app.ctx
+    while True:
         try:
-            previous = await store_and_log(store, message)
-        except ApiError:
-            raise  # the store's own answer (its status and code) goes out as it is
+            ctx.store = await ctx.open_store(ctx.config)
         except Exception as exc:
-            raise store_failure(message, exc) from exc
-        status, body = outcome(message, previous)
-        if status >= 400:
-            raise ApiError(status, body["error"], body["detail"])
-        return json(body, status=status)
+            log.warning("cannot open the hazelcast client (%s); retrying", exc)
+            await asyncio.sleep(RECONNECT_PAUSE)
+            continue
+        log.info("connected to cluster %r via %s", ctx.config.cluster_name, ctx.config.members)
+        ctx.readiness.mark_resources_ready()
+        return
 
-    @app.post("/batch")
-    async def receive_batch(request: Request) -> HTTPResponse:
-        """Several messages in one request (the facade sends them so under load): each is
-        checked and stored on its own and has its own result, in the order sent."""
-        items = parse_batch(read_json_object(request, config.max_body_bytes))
-        results: list[dict[str, Any]] = [{} for _ in items]
-        valid: list[tuple[int, StoredMessage]] = []
-        for index, item in enumerate(items):
-            try:
-                if not isinstance(item, dict):
-                    raise ApiError(400, "invalid_shape", "each message must be a JSON object")
-                valid.append((index, parse_message(item)))
-            except ApiError as exc:
-                uuid = item.get("uuid") if isinstance(item, dict) else None
-                results[index] = {
-                    "uuid": uuid if isinstance(uuid, str) else None,
-                    "status": exc.status_code,
-                    **error_body(exc.error, str(exc)),
-                }
-        store = _store(app)
-        # All at once: the client sends the writes together and the members answer together.
-        stored = await asyncio.gather(
-            *(store_and_log(store, message) for _, message in valid), return_exceptions=True
-        )
-        for (index, message), previous in zip(valid, stored, strict=True):
-            if isinstance(previous, asyncio.CancelledError | ApiError):
-                raise previous
-            if isinstance(previous, BaseException):
-                # Retrying the whole batch is safe: a message stored now comes back as 200.
-                raise store_failure(message, previous)
-            status, body = outcome(message, previous)
-            results[index] = {"status": status, **body}
-        return json({"results": results})
 
-    @app.get("/")
-    async def list_messages(request: Request) -> HTTPResponse:
-        store = _store(app)
+async def open_resources(app: LoggingApp) -> None:
+    app.ctx.connecting = asyncio.create_task(connect(app))
+
+
+async def close_resources(app: LoggingApp) -> None:
+    task = app.ctx.connecting
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    store = app.ctx.store
+    if store is not None:
+        app.ctx.store = None
+        await store.close()
+
+
+async def store_and_log(
+    ctx: LoggingContext, store: MessageStore, message: StoredMessage
+) -> StoredMessage | None:
+    previous = await store.put_if_absent(message)
+    log.info(
+        "received %s: %s",
+        message.uuid,
+        message.msg,
+        extra={"UUID": message.uuid, "PORT": ctx.config.port, "STORED": int(previous is None)},
+    )
+    return previous
+
+
+@routes.post("/")
+async def receive(request: LoggingRequest) -> HTTPResponse:
+    ctx = request.app.ctx
+    message = parse_message(read_json_object(request, ctx.config.max_body_bytes))
+    store = ctx.usable_store()
+    try:
+        previous = await store_and_log(ctx, store, message)
+    except ApiError:
+        raise  # the store's own answer (its status and code) goes out as it is
+    except Exception as exc:
+        raise store_failure(message, exc) from exc
+    status, body = outcome(message, previous)
+    if status >= 400:
+        raise ApiError(status, body["error"], body["detail"])
+    return json(body, status=status)
+
+
+@routes.post("/batch")
+async def receive_batch(request: LoggingRequest) -> HTTPResponse:
+    """Several messages in one request (the facade sends them so under load): each is
+    checked and stored on its own and has its own result, in the order sent."""
+    ctx = request.app.ctx
+    items = parse_batch(read_json_object(request, ctx.config.max_body_bytes))
+    results: list[dict[str, Any]] = [{} for _ in items]
+    valid: list[tuple[int, StoredMessage]] = []
+    for index, item in enumerate(items):
         try:
-            texts = await store.all_json()
-        except (HazelcastError, OSError) as exc:
-            log.warning("could not read messages: %s", exc)
-            raise ApiError(503, "store_unavailable", f"could not read: {exc}") from exc
-        # The stored texts are the answer's items already: sort and join, no re-serialising.
-        body = '{"messages":[' + ",".join(sort_messages_json(texts)) + "]}"
-        return raw(body.encode("utf-8"), content_type="application/json")
+            if not isinstance(item, dict):
+                raise ApiError(400, "invalid_shape", "each message must be a JSON object")
+            valid.append((index, parse_message(item)))
+        except ApiError as exc:
+            uuid = item.get("uuid") if isinstance(item, dict) else None
+            results[index] = {
+                "uuid": uuid if isinstance(uuid, str) else None,
+                "status": exc.status_code,
+                **error_body(exc.error, str(exc)),
+            }
+    store = ctx.usable_store()
+    # All at once: the client sends the writes together and the members answer together.
+    stored = await asyncio.gather(
+        *(store_and_log(ctx, store, message) for _, message in valid), return_exceptions=True
+    )
+    for (index, message), previous in zip(valid, stored, strict=True):
+        if isinstance(previous, asyncio.CancelledError | ApiError):
+            raise previous
+        if isinstance(previous, BaseException):
+            # Retrying the whole batch is safe: a message stored now comes back as 200.
+            raise store_failure(message, previous)
+        status, body = outcome(message, previous)
+        results[index] = {"status": status, **body}
+    return json({"results": results})
 
+
+@routes.get("/")
+async def list_messages(request: LoggingRequest) -> HTTPResponse:
+    store = request.app.ctx.usable_store()
+    try:
+        texts = await store.all_json()
+    except (HazelcastError, OSError) as exc:
+        log.warning("could not read messages: %s", exc)
+        raise ApiError(503, "store_unavailable", f"could not read: {exc}") from exc
+    # The stored texts are the answer's items already: sort and join, no re-serialising.
+    body = '{"messages":[' + ",".join(sort_messages_json(texts)) + "]}"
+    return raw(body.encode("utf-8"), content_type="application/json")
+
+
+def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_store) -> LoggingApp:
+    app = build_app("hazelog-logging", LoggingContext(config, open_store))
+    app.ctx.readiness.check = app.ctx.store_problem
+    app.blueprint(routes)
+    app.before_server_start(open_resources)
+    app.after_server_stop(close_resources)
     return app
