@@ -49,6 +49,11 @@ class FakeStore:
             raise OperationTimeoutError("invocation timed out")
         return [message_json(message) for message in self.data.values()]
 
+    async def size(self) -> int:
+        if self.failing:
+            raise OperationTimeoutError("invocation timed out")
+        return len(self.data)
+
     async def close(self) -> None:
         self.closed = True
 

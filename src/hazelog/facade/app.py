@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from prometheus_client import Gauge
 from sanic import Blueprint, Request, Sanic
 from sanic.config import Config
 from sanic.response import HTTPResponse, json, text
@@ -37,6 +38,7 @@ from hazelog.facade.failover import (
     call_with_hedging,
 )
 from hazelog.facade.idempotency import HEADER, idempotency_key, message_uuid
+from hazelog.facade.metrics import FacadeMetrics
 from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
 from hazelog.facade.plain_text import render_lines
 from hazelog.web.app import ServiceApp, ServiceContext, build_app
@@ -110,7 +112,14 @@ class FacadeContext(ServiceContext):
     def __init__(self, config: FacadeConfig, clock: Clock, rng: random.Random | None) -> None:
         super().__init__(config)
         self.config = config
-        self.pool = InstancePool([str(u) for u in config.logging_urls], config.cooldown, clock, rng)
+        self.pool = InstancePool(
+            [str(u) for u in config.logging_urls],
+            config.cooldown,
+            clock,
+            rng,
+            on_cooldown=self._cooled_down,
+        )
+        self.stats = FacadeMetrics(self.metrics, self.pool)
         self.retry_rng = rng or random.Random()
         self.messages_url = str(config.messages_url)
         self.openapi = openapi_document(config.max_body_bytes)
@@ -124,6 +133,14 @@ class FacadeContext(ServiceContext):
             size=payload_size,
             max_pending=config.max_pending,
         )
+        Gauge(
+            "hazelog_facade_pending_messages",
+            "Messages the facade holds: batched or on their way to a logging instance",
+            registry=self.metrics.registry,
+        ).set_function(lambda: self.batcher.pending)
+
+    def _cooled_down(self, url: str) -> None:
+        self.stats.cooled_down(url)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -158,18 +175,19 @@ async def send(
     ctx: FacadeContext, payloads: list[dict[str, Any]], seconds: float
 ) -> list[Stored | Rejection]:
     """Store one batch through one logging instance, with failover for all of it."""
+    ctx.stats.batch_size.observe(len(payloads))
     if len(payloads) == 1:
         [payload] = payloads
 
         async def store_one(url: str) -> Stored | Rejection:
             return await post_message(ctx.session, url, payload)
 
-        return [await call_with_failover(ctx.pool, store_one, seconds)]
+        return [await call_with_failover(ctx.pool, ctx.stats.counted(store_one), seconds)]
 
     async def store_batch(url: str) -> list[Stored | Rejection]:
         return await post_batch(ctx.session, url, payloads)
 
-    return await call_with_failover(ctx.pool, store_batch, seconds)
+    return await call_with_failover(ctx.pool, ctx.stats.counted(store_batch), seconds)
 
 
 async def watch_instances(ctx: FacadeContext) -> None:
@@ -228,6 +246,7 @@ async def accept(request: FacadeRequest) -> HTTPResponse:
         return json(result.body, status=result.status)
     # Without a key, a 200 can only be this request's own earlier attempt (failover).
     status = 201 if key is None or result.created else 200
+    ctx.stats.accepted.labels(str(status)).inc()
     return json({"uuid": uuid}, status=status)
 
 
@@ -250,7 +269,9 @@ async def read_all(request: FacadeRequest) -> HTTPResponse:
         return await get_messages(ctx.session, url, seconds=config.deadline)
 
     try:
-        messages = await call_with_hedging(ctx.pool, fetch, config.deadline, config.request_timeout)
+        messages = await call_with_hedging(
+            ctx.pool, ctx.stats.counted(fetch), config.deadline, config.request_timeout
+        )
     except NoInstanceAvailable as exc:
         text_task.cancel()
         return unavailable(exc)

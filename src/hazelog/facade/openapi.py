@@ -218,6 +218,18 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "responses": {
+                        "200": {
+                            "description": "The facade's metrics.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             OPENAPI_PATH: {
                 "get": {
                     "operationId": "openapi",

@@ -17,6 +17,7 @@ from sanic.config import Config
 from sanic.response import HTTPResponse, json, raw
 
 from hazelog.config import LoggingConfig
+from hazelog.logging_service.metrics import LoggingMetrics
 from hazelog.logging_service.store import (
     MessageStore,
     StoredMessage,
@@ -34,6 +35,7 @@ FIELDS = {"uuid", "msg", "accepted_at"}
 RECONNECT_PAUSE = 2.0  # seconds between attempts when opening the client fails outright
 MAX_ACCEPTED_AT = 2**63 - 1  # ns since the epoch; also what a Java long holds
 MAX_BATCH = 256  # messages per POST /batch
+MAP_SIZE_TIMEOUT = 2.0  # seconds a scrape waits for the map size
 
 
 def parse_message(data: dict[str, Any]) -> StoredMessage:
@@ -106,6 +108,18 @@ class LoggingContext(ServiceContext):
         self.open_store = open_store
         self.store: MessageStore | None = None
         self.connecting: asyncio.Task[None] | None = None
+        self.stats = LoggingMetrics(self.metrics)
+        self.metrics.before_scrape.append(self.refresh_map_size)
+
+    async def refresh_map_size(self) -> None:
+        size = -1
+        if self.store is not None and self.store.problem() is None:
+            try:
+                with self.stats.operation("size"):
+                    size = await asyncio.wait_for(self.store.size(), MAP_SIZE_TIMEOUT)
+            except Exception as exc:  # a scrape still answers, with -1
+                log.warning("could not read the map size: %s", exc)
+        self.stats.map_size.set(size)
 
     def store_problem(self) -> str | None:
         if self.store is None:
@@ -160,7 +174,13 @@ async def close_resources(app: LoggingApp) -> None:
 async def store_and_log(
     ctx: LoggingContext, store: MessageStore, message: StoredMessage
 ) -> StoredMessage | None:
-    previous = await store.put_if_absent(message)
+    with ctx.stats.operation("put_if_absent"):
+        previous = await store.put_if_absent(message)
+    ctx.stats.received.inc()
+    if previous is None:
+        ctx.stats.stored.labels("created").inc()
+    else:
+        ctx.stats.stored.labels("repeat" if previous.msg == message.msg else "conflict").inc()
     log.info(
         "received %s: %s",
         message.uuid,
@@ -207,6 +227,7 @@ async def receive_batch(request: LoggingRequest) -> HTTPResponse:
                 "status": exc.status_code,
                 **error_body(exc.error, str(exc)),
             }
+    ctx.stats.batch_size.observe(len(items))
     store = ctx.usable_store()
     # All at once: the client sends the writes together and the members answer together.
     stored = await asyncio.gather(
@@ -225,9 +246,11 @@ async def receive_batch(request: LoggingRequest) -> HTTPResponse:
 
 @routes.get("/")
 async def list_messages(request: LoggingRequest) -> HTTPResponse:
-    store = request.app.ctx.usable_store()
+    ctx = request.app.ctx
+    store = ctx.usable_store()
     try:
-        texts = await store.all_json()
+        with ctx.stats.operation("values"):
+            texts = await store.all_json()
     except (HazelcastError, OSError) as exc:
         log.warning("could not read messages: %s", exc)
         raise ApiError(503, "store_unavailable", f"could not read: {exc}") from exc

@@ -46,6 +46,9 @@ class MessageStore(Protocol):
     async def all_json(self) -> list[str]:
         """Every stored message as JSON object text (see `message_json`), in no order."""
 
+    async def size(self) -> int:
+        """Entries in the map."""
+
     async def close(self) -> None: ...
 
 
@@ -200,6 +203,9 @@ class HazelcastStore:
         # frame per entry instead of two.
         values = await self._map.values()
         return [v.to_string() if isinstance(v, HazelcastJsonValue) else str(v) for v in values]
+
+    async def size(self) -> int:
+        return await self._map.size()
 
     async def close(self) -> None:
         await self._client.shutdown()

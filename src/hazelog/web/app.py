@@ -1,5 +1,5 @@
 """Building and running a hazelog Sanic service: JSON errors, body limit, /health, /ready,
-READY=1 and watchdog pings for systemd."""
+/metrics, READY=1 and watchdog pings for systemd."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 from sanic import Blueprint, Request, Sanic
 from sanic.config import Config
-from sanic.response import HTTPResponse, json
+from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from hazelog.config import ServiceConfig
 from hazelog.web.errors import JsonErrorHandler, error_body
+from hazelog.web.metrics import ServiceMetrics, metrics_response, observe, started
 from hazelog.web.sdnotify import notify, watchdog_interval, watchdog_loop
 
 log = logging.getLogger("hazelog.web")
@@ -58,6 +59,7 @@ class ServiceContext:
         self.config = config
         self.readiness = Readiness()
         self.background: list[asyncio.Task[None]] = []
+        self.metrics = ServiceMetrics()
 
 
 CtxT = TypeVar("CtxT", bound=ServiceContext)
@@ -82,6 +84,19 @@ async def ready(request: AnyRequest) -> HTTPResponse:
     if problem is not None:
         return json(error_body("not_ready", problem), status=503)
     return json({"status": "ready"})
+
+
+@service_routes.get("/metrics")
+async def metrics(request: AnyRequest) -> HTTPResponse:
+    return await metrics_response(request.app.ctx.metrics)
+
+
+async def time_request(request: AnyRequest) -> None:
+    started(request)
+
+
+async def count_response(request: AnyRequest, response: BaseHTTPResponse) -> None:
+    observe(request.app.ctx.metrics, request, response)
 
 
 async def announce(app: Sanic[Config, ServiceContext]) -> None:
@@ -112,6 +127,8 @@ def build_app(name: str, ctx: CtxT) -> ServiceApp[CtxT]:
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     app.blueprint(service_routes)
+    app.register_middleware(time_request, "request")
+    app.register_middleware(count_response, "response")
     app.after_server_start(announce)
     app.before_server_stop(stopping)
     return app
