@@ -3,11 +3,12 @@
 # Why each: libsystemd-dev + pkg-config build systemd-python; a JRE runs Hazelcast members;
 # maven fetches the Hazelcast jar; vagrant, vagrant-lxc, lxc and sudo (vagrant-lxc runs
 # `sudo lxc-...` even as root) run the hosts; mmdebstrap builds their box; wrk drives the
-# benchmark; nft checks the firewall ruleset.
+# benchmark; nft checks the firewall ruleset; chromium (headless) loads the /status page in
+# its browser test.
 set -euo pipefail
 
 packages=(libsystemd-dev pkg-config maven vagrant vagrant-lxc lxc sudo mmdebstrap wrk
-          openssh-client iproute2 rsync nftables)
+          openssh-client iproute2 rsync nftables chromium)
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 
 missing=()

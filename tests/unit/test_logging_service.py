@@ -54,6 +54,9 @@ class FakeStore:
             raise OperationTimeoutError("invocation timed out")
         return len(self.data)
 
+    def members(self) -> list[str]:
+        return [] if not self.connected else list(CONFIG.members)
+
     async def close(self) -> None:
         self.closed = True
 

@@ -16,7 +16,7 @@ import aiohttp
 from prometheus_client import Gauge
 from sanic import Blueprint, Request, Sanic
 from sanic.config import Config
-from sanic.response import HTTPResponse, json, text
+from sanic.response import HTTPResponse, html, json, text
 
 from hazelog.config import FacadeConfig
 from hazelog.facade.backends import (
@@ -25,6 +25,7 @@ from hazelog.facade.backends import (
     get_messages,
     get_text,
     instance_ready,
+    instance_status,
     post_batch,
     post_message,
 )
@@ -41,6 +42,7 @@ from hazelog.facade.idempotency import HEADER, idempotency_key, message_uuid
 from hazelog.facade.metrics import FacadeMetrics
 from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
 from hazelog.facade.plain_text import render_lines
+from hazelog.facade.status import render_page, status_document
 from hazelog.web.app import ServiceApp, ServiceContext, build_app
 from hazelog.web.body import is_json, read_json_object, read_text, require_message
 from hazelog.web.errors import ApiError, error_body
@@ -287,6 +289,18 @@ async def read_all(request: FacadeRequest) -> HTTPResponse:
         lines.append(service_text)
     headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
     return text(render_lines(lines), headers=headers)
+
+
+@routes.get("/status")
+async def status(request: FacadeRequest) -> HTTPResponse:
+    ctx = request.app.ctx
+    urls, timeout = ctx.pool.urls, ctx.config.request_timeout
+    answers = await asyncio.gather(*(instance_status(ctx.session, url, timeout) for url in urls))
+    document = status_document(ctx.pool, ctx.stats, list(answers))
+    # A browser asks for text/html first; curl (*/*) and scripts get JSON.
+    if request.accept.match("application/json", "text/html") == "text/html":
+        return html(render_page(document))
+    return json(document)
 
 
 def create_app(

@@ -184,3 +184,17 @@ async def instance_ready(session: aiohttp.ClientSession, url: str, seconds: floa
             return response.status == 200
     except (aiohttp.ClientError, TimeoutError):
         return False
+
+
+async def instance_status(
+    session: aiohttp.ClientSession, url: str, seconds: float
+) -> dict[str, Any] | None:
+    """A logging instance's GET /status, None when it does not answer it with JSON."""
+    try:
+        async with session.get(
+            url.rstrip("/") + "/status", timeout=aiohttp.ClientTimeout(total=seconds)
+        ) as response:
+            body = json.loads(await response.read())
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None

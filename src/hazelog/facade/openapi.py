@@ -218,6 +218,22 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                     },
                 }
             },
+            "/status": {
+                "get": {
+                    "operationId": "status",
+                    "summary": "Each logging instance and the cluster, as the facade sees them",
+                    "description": "JSON; an HTML page when the client prefers text/html.",
+                    "responses": {
+                        "200": {
+                            "description": "The status.",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/html": {"schema": {"type": "string"}},
+                            },
+                        }
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",

@@ -17,6 +17,7 @@ from sanic.config import Config
 from sanic.response import HTTPResponse, json, raw
 
 from hazelog.config import LoggingConfig
+from hazelog.logging_service.cluster import cluster_safe
 from hazelog.logging_service.metrics import LoggingMetrics
 from hazelog.logging_service.store import (
     MessageStore,
@@ -111,7 +112,8 @@ class LoggingContext(ServiceContext):
         self.stats = LoggingMetrics(self.metrics)
         self.metrics.before_scrape.append(self.refresh_map_size)
 
-    async def refresh_map_size(self) -> None:
+    async def refresh_map_size(self) -> int:
+        """The map's size now (-1 when the store cannot say), also set on its gauge."""
         size = -1
         if self.store is not None and self.store.problem() is None:
             try:
@@ -120,6 +122,7 @@ class LoggingContext(ServiceContext):
             except Exception as exc:  # a scrape still answers, with -1
                 log.warning("could not read the map size: %s", exc)
         self.stats.map_size.set(size)
+        return size
 
     def store_problem(self) -> str | None:
         if self.store is None:
@@ -177,6 +180,7 @@ async def store_and_log(
     with ctx.stats.operation("put_if_absent"):
         previous = await store.put_if_absent(message)
     ctx.stats.received.inc()
+    ctx.stats.received_count += 1
     if previous is None:
         ctx.stats.stored.labels("created").inc()
     else:
@@ -257,6 +261,33 @@ async def list_messages(request: LoggingRequest) -> HTTPResponse:
     # The stored texts are the answer's items already: sort and join, no re-serialising.
     body = '{"messages":[' + ",".join(sort_messages_json(texts)) + "]}"
     return raw(body.encode("utf-8"), content_type="application/json")
+
+
+@routes.get("/status")
+async def status(request: LoggingRequest) -> HTTPResponse:
+    """This instance as the facade's status page shows it: ready or why not, the messages it
+    received, and the cluster as its client sees it."""
+    ctx = request.app.ctx
+    problem = ctx.readiness.problem()
+    members: list[str] = []
+    map_size: int | None = None
+    safe: bool | None = None
+    store = ctx.store
+    if store is not None and store.problem() is None:
+        members = store.members()
+        size = await ctx.refresh_map_size()
+        map_size = size if size >= 0 else None
+        safe = await cluster_safe(members or list(ctx.config.members))
+    return json(
+        {
+            "ready": problem is None,
+            "problem": problem,
+            "messages_received": ctx.stats.received_count,
+            "members": members,
+            "cluster_safe": safe,
+            "map_size": map_size,
+        }
+    )
 
 
 def create_app(config: LoggingConfig, open_store: StoreOpener = open_hazelcast_store) -> LoggingApp:

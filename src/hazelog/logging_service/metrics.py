@@ -31,6 +31,7 @@ class LoggingMetrics:
             ["operation"],
             registry=registry,
         )
+        self.received_count = 0  # the counter's value, for /status
         self.received = Counter(
             "hazelog_messages_received",
             "Valid messages this instance received (single and batched POSTs)",

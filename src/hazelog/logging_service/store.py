@@ -49,6 +49,9 @@ class MessageStore(Protocol):
     async def size(self) -> int:
         """Entries in the map."""
 
+    def members(self) -> list[str]:
+        """The cluster members the client knows, as "host:port"."""
+
     async def close(self) -> None: ...
 
 
@@ -206,6 +209,11 @@ class HazelcastStore:
 
     async def size(self) -> int:
         return await self._map.size()
+
+    def members(self) -> list[str]:
+        return [
+            f"{m.address.host}:{m.address.port}" for m in self._client.cluster_service.get_members()
+        ]
 
     async def close(self) -> None:
         await self._client.shutdown()

@@ -37,7 +37,7 @@ class ServiceMetrics:
             registry=self.registry,
         )
         # Refreshes gauges that need an await (a map size) just before a scrape.
-        self.before_scrape: list[Callable[[], Awaitable[None]]] = []
+        self.before_scrape: list[Callable[[], Awaitable[object]]] = []
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
