@@ -9,6 +9,7 @@ import logging
 import random
 import time
 import uuid as uuidlib
+from json import dumps
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,12 +21,14 @@ from sanic.response import HTTPResponse, html, json, text
 
 from hazelog.config import FacadeConfig
 from hazelog.facade.backends import (
+    MessageStream,
     Rejection,
     Stored,
-    get_messages,
+    get_page,
     get_text,
     instance_ready,
     instance_status,
+    open_messages,
     post_batch,
     post_message,
 )
@@ -46,6 +49,7 @@ from hazelog.facade.status import render_page, status_document
 from hazelog.web.app import ServiceApp, ServiceContext, build_app
 from hazelog.web.body import is_json, read_json_object, read_text, require_message
 from hazelog.web.errors import ApiError, error_body
+from hazelog.web.paging import Cursor, next_link, page_query
 
 log = logging.getLogger("hazelog.facade")
 
@@ -262,17 +266,22 @@ async def fetch_text(ctx: FacadeContext) -> tuple[str | None, str | None]:
 
 
 @routes.get("/")
-async def read_all(request: FacadeRequest) -> HTTPResponse:
+async def read_all(request: FacadeRequest) -> HTTPResponse | None:
+    """The whole log then the messages text, streamed; with `limit`/`after`, one page."""
     ctx = request.app.ctx
     config = ctx.config
+    query = page_query(request)
+    wants_json = request.accept.match("text/plain", "application/json") == "application/json"
+    if query is not None:
+        return await read_page(request, *query, wants_json)
     text_task = asyncio.create_task(fetch_text(ctx))
 
-    async def fetch(url: str) -> list[dict[str, Any]]:
-        return await get_messages(ctx.session, url, seconds=config.deadline)
+    async def start(url: str) -> MessageStream:
+        return await open_messages(ctx.session, url, config.deadline)
 
     try:
-        messages = await call_with_hedging(
-            ctx.pool, ctx.stats.counted(fetch), config.deadline, config.request_timeout
+        stream = await call_with_hedging(
+            ctx.pool, ctx.stats.counted(start), config.deadline, config.request_timeout
         )
     except NoInstanceAvailable as exc:
         text_task.cancel()
@@ -282,13 +291,53 @@ async def read_all(request: FacadeRequest) -> HTTPResponse:
         raise
     service_text, warning = await text_task
     warnings = [warning] if warning else []
-    if request.accept.match("text/plain", "application/json") == "application/json":
-        return json({"messages": messages, "text": service_text, "warnings": warnings})
-    lines = [m["msg"] for m in messages]
-    if service_text is not None:
-        lines.append(service_text)
+    # From here on the answer streams: a logging instance lost midway cuts it (the client
+    # sees an incomplete answer, never a wrong one), as there is no status left to change.
+    if wants_json:
+        response = await request.respond(content_type="application/json")
+        await response.send('{"messages":[')
+        separator = ""
+        async for message in stream.messages():
+            await response.send(separator + dumps(message, ensure_ascii=False))
+            separator = ","
+        tail = {"text": service_text, "warnings": warnings}
+        await response.send("]," + dumps(tail, ensure_ascii=False)[1:], end_stream=True)
+        return None
     headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
-    return text(render_lines(lines), headers=headers)
+    response = await request.respond(content_type="text/plain; charset=utf-8", headers=headers)
+    async for message in stream.messages():
+        await response.send(render_lines([message["msg"]]))
+    await response.send(render_lines([service_text] if service_text is not None else []))
+    await response.eof()
+    return None
+
+
+async def read_page(
+    request: FacadeRequest, after: Cursor | None, limit: int, wants_json: bool
+) -> HTTPResponse:
+    ctx = request.app.ctx
+    cursor = str(after) if after is not None else None
+
+    async def fetch(url: str) -> tuple[list[dict[str, Any]], Cursor | None]:
+        messages, next_text = await get_page(ctx.session, url, cursor, limit)
+        try:
+            return messages, Cursor.parse(next_text) if next_text is not None else None
+        except ApiError as exc:
+            raise BackendFailure("the page's next cursor is not a cursor") from exc
+
+    try:
+        messages, next_cursor = await call_with_failover(
+            ctx.pool, ctx.stats.counted(fetch), ctx.config.deadline
+        )
+    except NoInstanceAvailable as exc:
+        return unavailable(exc)
+    headers = {}
+    if next_cursor is not None:
+        headers["Link"] = next_link(request, next_cursor, limit)
+    if wants_json:
+        next_text = str(next_cursor) if next_cursor is not None else None
+        return json({"messages": messages, "next": next_text}, headers=headers)
+    return text(render_lines(m["msg"] for m in messages), headers=headers)
 
 
 @routes.get("/status")

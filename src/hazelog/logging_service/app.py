@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 import uuid as uuidlib
+from json import dumps
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,23 +20,25 @@ from sanic.response import HTTPResponse, json, raw
 from hazelog.config import LoggingConfig
 from hazelog.logging_service.cluster import cluster_safe
 from hazelog.logging_service.metrics import LoggingMetrics
+from hazelog.logging_service.pages import Page, Pager
 from hazelog.logging_service.store import (
+    MAX_ACCEPTED_AT,
     MessageStore,
     StoredMessage,
     StoreOpener,
     open_hazelcast_store,
-    sort_messages_json,
 )
 from hazelog.web.app import ServiceApp, ServiceContext, build_app
 from hazelog.web.body import read_json_object, require_message
 from hazelog.web.errors import ApiError, error_body
+from hazelog.web.paging import Cursor, next_link, page_query
 
 log = logging.getLogger("hazelog.logging")
 
 FIELDS = {"uuid", "msg", "accepted_at"}
 RECONNECT_PAUSE = 2.0  # seconds between attempts when opening the client fails outright
-MAX_ACCEPTED_AT = 2**63 - 1  # ns since the epoch; also what a Java long holds
 MAX_BATCH = 256  # messages per POST /batch
+STREAM_PAGE = 1000  # messages per range query while streaming the whole log
 MAP_SIZE_TIMEOUT = 2.0  # seconds a scrape waits for the map size
 
 
@@ -108,6 +111,7 @@ class LoggingContext(ServiceContext):
         self.config = config
         self.open_store = open_store
         self.store: MessageStore | None = None
+        self.pager: Pager | None = None
         self.connecting: asyncio.Task[None] | None = None
         self.stats = LoggingMetrics(self.metrics)
         self.metrics.before_scrape.append(self.refresh_map_size)
@@ -135,6 +139,12 @@ class LoggingContext(ServiceContext):
         if self.store is None or problem is not None:
             raise ApiError(503, "not_ready", problem or "store unavailable")
         return self.store
+
+    def usable_pager(self) -> Pager:
+        store = self.usable_store()
+        if self.pager is None:
+            self.pager = Pager(store)
+        return self.pager
 
 
 LoggingApp = ServiceApp[LoggingContext]
@@ -248,19 +258,48 @@ async def receive_batch(request: LoggingRequest) -> HTTPResponse:
     return json({"results": results})
 
 
-@routes.get("/")
-async def list_messages(request: LoggingRequest) -> HTTPResponse:
-    ctx = request.app.ctx
-    store = ctx.usable_store()
+def read_failure(exc: BaseException) -> ApiError:
+    log.warning("could not read messages: %s", exc)
+    return ApiError(503, "store_unavailable", f"could not read: {exc}")
+
+
+async def read_page(ctx: LoggingContext, after: Cursor | None, limit: int) -> Page:
+    pager = ctx.usable_pager()
     try:
-        with ctx.stats.operation("values"):
-            texts = await store.all_json()
+        with ctx.stats.operation("page"):
+            return await pager.page(after, limit)
     except (HazelcastError, OSError) as exc:
-        log.warning("could not read messages: %s", exc)
-        raise ApiError(503, "store_unavailable", f"could not read: {exc}") from exc
-    # The stored texts are the answer's items already: sort and join, no re-serialising.
-    body = '{"messages":[' + ",".join(sort_messages_json(texts)) + "]}"
-    return raw(body.encode("utf-8"), content_type="application/json")
+        raise read_failure(exc) from exc
+
+
+@routes.get("/")
+async def list_messages(request: LoggingRequest) -> HTTPResponse | None:
+    """The whole log, streamed (one message per line, so the facade can stream it on), or
+    with `limit`/`after` one page of it: see pages.py."""
+    ctx = request.app.ctx
+    query = page_query(request)
+    if query is not None:
+        after, limit = query
+        page = await read_page(ctx, after, limit)
+        next_cursor = str(page.next) if page.next is not None else None
+        body = '{"messages":[' + ",".join(page.texts) + '],"next":' + dumps(next_cursor) + "}"
+        headers = {"Link": next_link(request, page.next, limit)} if page.next else None
+        return raw(body.encode("utf-8"), content_type="application/json", headers=headers)
+    # The first page before the answer starts: a store that is away still gets a clean 503.
+    page = await read_page(ctx, None, STREAM_PAGE)
+    response = await request.respond(content_type="application/json")
+    await response.send('{"messages":[\n')
+    separator = ""
+    while True:
+        if page.texts:
+            await response.send(separator + ",\n".join(page.texts))
+            separator = ",\n"
+        if page.next is None:
+            break
+        # A failure now cannot change the status any more: the client sees a cut answer.
+        page = await read_page(ctx, page.next, STREAM_PAGE)
+    await response.send("\n]}", end_stream=True)
+    return None
 
 
 @routes.get("/status")
