@@ -87,14 +87,17 @@ class Pager:
         while len(found) < limit:
             # Past now, one open range catches the rest (stamped in the future).
             high = MAX_ACCEPTED_AT if low > horizon else min(low + width - 1, MAX_ACCEPTED_AT)
-            texts = await self._store.range_json(low, high)
-            for message in map(_parse, texts):
-                if message is not None and message.sort_key() > floor:
+            window = [m for m in map(_parse, await self._store.range_json(low, high)) if m]
+            for message in window:
+                if message.sort_key() > floor:
                     found[message.uuid] = message
             if high >= MAX_ACCEPTED_AT:
                 break
-            if texts:
-                self._ns_per_message = max(1, (high - low + 1) // len(texts))
+            if window:
+                # The density where the messages are (a burst at the start of a wide window
+                # is a burst, not the window's average).
+                span = max(m.accepted_at for m in window) - low + 1
+                self._ns_per_message = max(1, span // len(window))
                 width = max(1, int((limit - len(found)) * self._ns_per_message * 1.25))
             else:
                 width *= GAP_GROWTH
