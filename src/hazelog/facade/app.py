@@ -69,6 +69,8 @@ MAX_BATCH_BYTES = 256 * 1024
 RETRY_AFTER = (1, 3)
 # Seconds between the facade's checks of every logging instance's /ready (for its own).
 READY_POLL_INTERVAL = 1.0
+# Characters per chunk of a streamed whole-log answer.
+CHUNK_BYTES = 64 * 1024
 
 
 def payload_size(payload: dict[str, Any]) -> int:
@@ -265,6 +267,27 @@ async def fetch_text(ctx: FacadeContext) -> tuple[str | None, str | None]:
         return None, f"messages service unreachable ({ctx.messages_url}): {reason}"
 
 
+class Chunks:
+    """Pieces of a streamed answer, sent in chunks of about CHUNK_BYTES (not one write per
+    message, nor the whole log at once)."""
+
+    def __init__(self, response: HTTPResponse) -> None:
+        self._response = response
+        self._pieces: list[str] = []
+        self._size = 0
+
+    async def add(self, piece: str) -> None:
+        self._pieces.append(piece)
+        self._size += len(piece)
+        if self._size >= CHUNK_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._pieces:
+            await self._response.send("".join(self._pieces))
+            self._pieces, self._size = [], 0
+
+
 @routes.get("/")
 async def read_all(request: FacadeRequest) -> HTTPResponse | None:
     """The whole log then the messages text, streamed; with `limit`/`after`, one page."""
@@ -295,19 +318,24 @@ async def read_all(request: FacadeRequest) -> HTTPResponse | None:
     # sees an incomplete answer, never a wrong one), as there is no status left to change.
     if wants_json:
         response = await request.respond(content_type="application/json")
-        await response.send('{"messages":[')
+        chunks = Chunks(response)
+        await chunks.add('{"messages":[')
         separator = ""
         async for message in stream.messages():
-            await response.send(separator + dumps(message, ensure_ascii=False))
+            await chunks.add(separator + dumps(message, ensure_ascii=False))
             separator = ","
         tail = {"text": service_text, "warnings": warnings}
-        await response.send("]," + dumps(tail, ensure_ascii=False)[1:], end_stream=True)
+        await chunks.add("]," + dumps(tail, ensure_ascii=False)[1:])
+        await chunks.flush()
+        await response.eof()
         return None
     headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
     response = await request.respond(content_type="text/plain; charset=utf-8", headers=headers)
+    chunks = Chunks(response)
     async for message in stream.messages():
-        await response.send(render_lines([message["msg"]]))
-    await response.send(render_lines([service_text] if service_text is not None else []))
+        await chunks.add(render_lines([message["msg"]]))
+    await chunks.add(render_lines([service_text] if service_text is not None else []))
+    await chunks.flush()
     await response.eof()
     return None
 
