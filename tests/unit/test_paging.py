@@ -129,3 +129,15 @@ async def test_the_whole_log_streams_one_message_per_line() -> None:
     assert whole["text"] is None
     assert whole["warnings"]
     assert text.decode().splitlines() == [m.msg.replace("\n", "\\n") for m in expected]
+
+
+async def test_an_empty_log_streams_as_an_empty_list() -> None:
+    async with logging_instance(FakeStore()) as live, facade(config([live + "/"])) as url:
+        _, _, raw = await fetch("GET", live + "/")
+        status, whole = await fetch_json("GET", url + "/", headers=JSON)
+        text_status, _, text = await fetch("GET", url + "/")
+    assert json.loads(raw) == {"messages": []}
+    assert status == 200
+    assert whole["messages"] == []
+    assert text_status == 200
+    assert text == b""

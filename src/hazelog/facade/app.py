@@ -316,6 +316,22 @@ async def read_all(request: FacadeRequest) -> HTTPResponse | None:
     warnings = [warning] if warning else []
     # From here on the answer streams: a logging instance lost midway cuts it (the client
     # sees an incomplete answer, never a wrong one), as there is no status left to change.
+    try:
+        await stream_log(request, stream, service_text, warnings, wants_json)
+    except BackendFailure as exc:
+        log.warning("the whole-log stream from a logging instance broke: %s", exc)
+        # Nothing sent yet (the first chunk is still buffered): a clean 503; else a cut.
+        raise ApiError(503, "unavailable", f"the log could not be read whole: {exc}") from exc
+    return None
+
+
+async def stream_log(
+    request: FacadeRequest,
+    stream: MessageStream,
+    service_text: str | None,
+    warnings: list[str],
+    wants_json: bool,
+) -> None:
     if wants_json:
         response = await request.respond(content_type="application/json")
         chunks = Chunks(response)
@@ -328,7 +344,7 @@ async def read_all(request: FacadeRequest) -> HTTPResponse | None:
         await chunks.add("]," + dumps(tail, ensure_ascii=False)[1:])
         await chunks.flush()
         await response.eof()
-        return None
+        return
     headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
     response = await request.respond(content_type="text/plain; charset=utf-8", headers=headers)
     chunks = Chunks(response)
@@ -337,7 +353,6 @@ async def read_all(request: FacadeRequest) -> HTTPResponse | None:
     await chunks.add(render_lines([service_text] if service_text is not None else []))
     await chunks.flush()
     await response.eof()
-    return None
 
 
 async def read_page(

@@ -249,11 +249,14 @@ class MessageStream:
                     yield message
                 return
             while True:
-                line = (await self.response.content.readline()).rstrip(b"\r\n")
+                raw = await self.response.content.readline()
+                if not raw:
+                    raise BackendFailure("the message stream was cut")
+                line = raw.rstrip(b"\r\n")
                 if line == STREAM_TAIL:
                     return
                 if not line:
-                    raise BackendFailure("the message stream was cut")
+                    continue
                 try:
                     item = json.loads(line.removesuffix(b","))
                 except ValueError as exc:

@@ -298,7 +298,7 @@ async def list_messages(request: LoggingRequest) -> HTTPResponse | None:
             break
         # A failure now cannot change the status any more: the client sees a cut answer.
         page = await read_page(ctx, page.next, STREAM_PAGE)
-    await response.send("\n]}", end_stream=True)
+    await response.send(("\n" if separator else "") + "]}", end_stream=True)
     return None
 
 
