@@ -140,27 +140,6 @@ def _valid_message(item: Any) -> bool:
     )
 
 
-async def get_messages(
-    session: aiohttp.ClientSession, url: str, seconds: float | None = None
-) -> list[dict[str, Any]]:
-    """All messages from one logging instance, in its (accept-time) order. `seconds`
-    replaces the session's timeout: reading a big log takes longer than storing a message."""
-    request_timeout = aiohttp.ClientTimeout(total=seconds) if seconds is not None else None
-    try:
-        async with session.get(
-            url, headers={"Accept": "application/json"}, timeout=request_timeout
-        ) as response:
-            if response.status != 200:
-                raise BackendFailure(f"HTTP {response.status}")
-            body = await _read_json(response)
-    except aiohttp.ClientError as exc:
-        raise _transport_failure(exc) from exc
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list) or not all(_valid_message(m) for m in messages):
-        raise BackendFailure("response is not a message list")
-    return [{"uuid": m["uuid"], "msg": m["msg"], "accepted_at": m["accepted_at"]} for m in messages]
-
-
 async def get_text(session: aiohttp.ClientSession, url: str) -> str:
     """The messages service's text."""
     try:
