@@ -97,6 +97,8 @@ async def test_pages_reach_messages_stamped_far_apart_and_in_the_future() -> Non
     ("query", "error"),
     [
         ("limit=0", "invalid_limit"),
+        ("limit=", "invalid_limit"),
+        ("after=", "invalid_cursor"),
         (f"limit={MAX_LIMIT + 1}", "invalid_limit"),
         ("limit=ten", "invalid_limit"),
         ("limit=-1", "invalid_limit"),

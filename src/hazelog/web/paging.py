@@ -43,7 +43,8 @@ class Cursor:
 
 
 def _single(request: Request[Any, Any], name: str) -> str | None:
-    values = request.args.getlist(name)
+    # Blank values count: `?after=` is a bad cursor, not "no cursor".
+    values = request.get_args(keep_blank_values=True).getlist(name)
     if not values:
         return None
     if len(values) > 1:
