@@ -117,7 +117,7 @@ async def test_bad_limit_or_cursor_is_a_json_400(query: str, error: str) -> None
 
 async def test_the_whole_log_streams_one_message_per_line() -> None:
     store = FakeStore()
-    expected = fill(store, list(range(2500)))  # more than one internal page
+    expected = fill(store, list(range(6000)))  # more than one internal page (5000)
     async with logging_instance(store) as live, facade(config([live + "/"])) as url:
         _, _, raw = await fetch("GET", live + "/")
         status, whole = await fetch_json("GET", url + "/", headers=JSON)

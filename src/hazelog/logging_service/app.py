@@ -38,7 +38,7 @@ log = logging.getLogger("hazelog.logging")
 FIELDS = {"uuid", "msg", "accepted_at"}
 RECONNECT_PAUSE = 2.0  # seconds between attempts when opening the client fails outright
 MAX_BATCH = 256  # messages per POST /batch
-STREAM_PAGE = 1000  # messages per range query while streaming the whole log
+STREAM_PAGE = 5000  # messages per page while streaming the whole log
 MAP_SIZE_TIMEOUT = 2.0  # seconds a scrape waits for the map size
 
 

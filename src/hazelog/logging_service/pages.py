@@ -21,7 +21,14 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from hazelog.logging_service.store import MAX_ACCEPTED_AT, StoredMessage, message_json
+from hazelog.logging_service.store import (
+    _PREFIX,
+    _UUID_FIELD,
+    MAX_ACCEPTED_AT,
+    StoredMessage,
+    _ours,
+    message_json,
+)
 from hazelog.web.paging import Cursor
 
 log = logging.getLogger("hazelog.logging")
@@ -40,15 +47,27 @@ class RangeStore(Protocol):
         """The smallest accepted_at in the map (a scan); None when the map is empty."""
 
 
-def _parse(text: str) -> StoredMessage | None:
+# (accepted_at, uuid, the message's JSON text): the log's order, then what a page sends.
+Entry = tuple[int, str, str]
+_UUID_LENGTH = 36
+
+
+def _entry(text: str) -> Entry | None:
+    """The entry of a stored text; our own layout is sliced, not parsed (a page of the whole
+    log is mostly this)."""
+    comma = text.find(",", len(_PREFIX))
+    start = comma + len(_UUID_FIELD)
+    if _ours(text, comma) and text.startswith('"', start + _UUID_LENGTH):
+        return int(text[len(_PREFIX) : comma]), text[start : start + _UUID_LENGTH], text
     try:
         data = json.loads(text)
-        return StoredMessage(
+        message = StoredMessage(
             uuid=str(data["uuid"]), msg=str(data["msg"]), accepted_at=int(data["accepted_at"])
         )
     except (TypeError, ValueError, KeyError) as exc:
         log.warning("ignoring unreadable map entry %.80r: %s", text, exc)
         return None
+    return message.accepted_at, message.uuid, message_json(message)
 
 
 @dataclass(frozen=True)
@@ -68,9 +87,9 @@ class Pager:
             self._start = await self._store.first_accepted_at()
             return self._start
         # Something stamped before the known start (rare) moves the start back.
-        older = [m for m in map(_parse, await self._store.range_json(0, self._start - 1)) if m]
+        older = [e for e in map(_entry, await self._store.range_json(0, self._start - 1)) if e]
         if older:
-            self._start = min(m.accepted_at for m in older)
+            self._start = min(older)[0]
         return self._start
 
     async def page(self, after: Cursor | None, limit: int) -> Page:
@@ -82,29 +101,26 @@ class Pager:
         else:
             low, floor = after.accepted_at, (after.accepted_at, after.uuid)
         horizon = time.time_ns() + CLOCK_SKEW
-        found: dict[str, StoredMessage] = {}
+        found: dict[str, Entry] = {}
         width = max(1, int(limit * self._ns_per_message * 1.25))
         while len(found) < limit:
             # Past now, one open range catches the rest (stamped in the future).
             high = MAX_ACCEPTED_AT if low > horizon else min(low + width - 1, MAX_ACCEPTED_AT)
-            window = [m for m in map(_parse, await self._store.range_json(low, high)) if m]
-            for message in window:
-                if message.sort_key() > floor:
-                    found[message.uuid] = message
+            window = [e for e in map(_entry, await self._store.range_json(low, high)) if e]
+            for entry in window:
+                if entry[:2] > floor:
+                    found[entry[1]] = entry
             if high >= MAX_ACCEPTED_AT:
                 break
             if window:
                 # The density where the messages are (a burst at the start of a wide window
                 # is a burst, not the window's average).
-                span = max(m.accepted_at for m in window) - low + 1
+                span = max(window)[0] - low + 1
                 self._ns_per_message = max(1, span // len(window))
                 width = max(1, int((limit - len(found)) * self._ns_per_message * 1.25))
             else:
                 width *= GAP_GROWTH
             low = high + 1
-        ordered = sorted(found.values(), key=StoredMessage.sort_key)[:limit]
+        ordered = sorted(found.values())[:limit]
         last = ordered[-1] if len(ordered) == limit else None
-        return Page(
-            [message_json(m) for m in ordered],
-            Cursor(last.accepted_at, last.uuid) if last else None,
-        )
+        return Page([text for _, _, text in ordered], Cursor(last[0], last[1]) if last else None)
