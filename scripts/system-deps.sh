@@ -5,11 +5,12 @@
 # (vagrant-lxc runs `sudo lxc-...` even as root) run the hosts; mmdebstrap builds their box;
 # wrk drives the benchmark; nft checks the firewall ruleset; postgresql gives the MapStore tests
 # and the integration tests a throwaway database server (they run initdb and pg_ctl
-# themselves; the package's own cluster is never used).
+# themselves; the package's own cluster is never used); chromium (headless) loads the /status
+# page in its browser test.
 set -euo pipefail
 
 packages=(libsystemd-dev pkg-config maven vagrant vagrant-lxc lxc sudo mmdebstrap wrk
-          openssh-client iproute2 rsync nftables postgresql)
+          openssh-client iproute2 rsync nftables postgresql chromium)
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 
 missing=()

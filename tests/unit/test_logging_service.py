@@ -53,6 +53,24 @@ class FakeStore:
             raise OperationTimeoutError(self.failure)
         return [message_json(message) for message in self.data.values()]
 
+    async def size(self) -> int:
+        if self.failing:
+            raise OperationTimeoutError("invocation timed out")
+        return len(self.data)
+
+    async def range_json(self, low: int, high: int) -> list[str]:
+        if self.failing:
+            raise OperationTimeoutError("invocation timed out")
+        return [message_json(m) for m in self.data.values() if low <= m.accepted_at <= high]
+
+    async def first_accepted_at(self) -> int | None:
+        if self.failing:
+            raise OperationTimeoutError("invocation timed out")
+        return min((m.accepted_at for m in self.data.values()), default=None)
+
+    def members(self) -> list[str]:
+        return [] if not self.connected else list(CONFIG.members)
+
     async def close(self) -> None:
         self.closed = True
 

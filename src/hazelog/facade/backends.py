@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,27 +168,6 @@ def _valid_message(item: Any) -> bool:
     )
 
 
-async def get_messages(
-    session: aiohttp.ClientSession, url: str, seconds: float | None = None
-) -> list[dict[str, Any]]:
-    """All messages from one logging instance, in its (accept-time) order. `seconds`
-    replaces the session's timeout: reading a big log takes longer than storing a message."""
-    request_timeout = aiohttp.ClientTimeout(total=seconds) if seconds is not None else None
-    try:
-        async with session.get(
-            url, headers={"Accept": "application/json"}, timeout=request_timeout
-        ) as response:
-            if response.status != 200:
-                raise BackendFailure(f"HTTP {response.status}")
-            body = await _read_json(response)
-    except aiohttp.ClientError as exc:
-        raise _transport_failure(exc) from exc
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list) or not all(_valid_message(m) for m in messages):
-        raise BackendFailure("response is not a message list")
-    return [{"uuid": m["uuid"], "msg": m["msg"], "accepted_at": m["accepted_at"]} for m in messages]
-
-
 async def get_text(session: aiohttp.ClientSession, url: str) -> str:
     """The messages service's text."""
     try:
@@ -212,3 +191,122 @@ async def instance_ready(session: aiohttp.ClientSession, url: str, seconds: floa
             return response.status == 200
     except (aiohttp.ClientError, TimeoutError):
         return False
+
+
+async def instance_status(
+    session: aiohttp.ClientSession, url: str, seconds: float
+) -> dict[str, Any] | None:
+    """A logging instance's GET /status, None when it does not answer it with JSON."""
+    try:
+        async with session.get(
+            url.rstrip("/") + "/status", timeout=aiohttp.ClientTimeout(total=seconds)
+        ) as response:
+            body = json.loads(await response.read())
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _checked_message(item: Any) -> dict[str, Any]:
+    if not _valid_message(item):
+        raise BackendFailure("response is not a message list")
+    return {"uuid": item["uuid"], "msg": item["msg"], "accepted_at": item["accepted_at"]}
+
+
+async def get_page(
+    session: aiohttp.ClientSession, url: str, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the log from one logging instance: its messages and the next cursor."""
+    params = {"limit": str(limit)}
+    if after is not None:
+        params["after"] = after
+    try:
+        async with session.get(
+            url, params=params, headers={"Accept": "application/json"}
+        ) as response:
+            if response.status != 200:
+                raise BackendFailure(f"HTTP {response.status}")
+            body = await _read_json(response)
+    except aiohttp.ClientError as exc:
+        raise _transport_failure(exc) from exc
+    messages = body.get("messages") if isinstance(body, dict) else None
+    next_cursor = body.get("next") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not (next_cursor is None or isinstance(next_cursor, str)):
+        raise BackendFailure("response is not a page")
+    return [_checked_message(m) for m in messages], next_cursor
+
+
+# The whole log as a logging instance streams it: this line, then one message per line (a
+# comma after each but the last), then "]}". JSON escapes every line break inside a message.
+STREAM_HEAD = b'{"messages":['
+STREAM_TAIL = b"]}"
+
+
+@dataclass
+class MessageStream:
+    """The whole log from one logging instance, read message by message (see `messages`)."""
+
+    response: aiohttp.ClientResponse
+    buffered: list[dict[str, Any]] | None  # an answer not in lines (an older instance)
+
+    async def messages(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            if self.buffered is not None:
+                for message in self.buffered:
+                    yield message
+                return
+            while True:
+                raw = await self.response.content.readline()
+                if not raw:
+                    raise BackendFailure("the message stream was cut")
+                line = raw.rstrip(b"\r\n")
+                if line == STREAM_TAIL:
+                    return
+                if not line:
+                    continue
+                try:
+                    item = json.loads(line.removesuffix(b","))
+                except ValueError as exc:
+                    raise BackendFailure("a streamed message is not JSON") from exc
+                yield _checked_message(item)
+        except aiohttp.ClientError as exc:
+            raise _transport_failure(exc) from exc
+        finally:
+            self.response.close()
+
+
+async def open_messages(
+    session: aiohttp.ClientSession, url: str, read_timeout: float
+) -> MessageStream:
+    """Start reading the whole log from one logging instance: returns once the instance has
+    answered 200 with its first line; `read_timeout` bounds each wait for data after that."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=read_timeout)
+    response: aiohttp.ClientResponse | None = None
+    try:
+        response = await session.get(url, headers={"Accept": "application/json"}, timeout=timeout)
+        if response.status != 200:
+            raise BackendFailure(f"HTTP {response.status}")
+        first = (await response.content.readline()).rstrip(b"\r\n")
+        if first == STREAM_HEAD:
+            return MessageStream(response, None)
+        # A whole JSON answer: parse it before anything goes to the client.
+        body = await _parse_json(response, first + await response.read())
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            raise BackendFailure("response is not a message list")
+        return MessageStream(response, [_checked_message(m) for m in messages])
+    except aiohttp.ClientError as exc:
+        if response is not None:
+            response.release()
+        raise _transport_failure(exc) from exc
+    except BaseException:
+        if response is not None:
+            response.release()
+        raise
+
+
+async def _parse_json(response: aiohttp.ClientResponse, raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackendFailure(f"HTTP {response.status} with a non-JSON body") from exc
