@@ -266,15 +266,17 @@ class Bench:
             bases.append((stored, await storage.fill(size - stored, first=stored)))
             stored = size
             self.progress(f"{size:,} messages stored in {time.monotonic() - began:.1f} s")
-            deep = size * 9 // 10
+            # At 90% of the log, but never so deep that the page is not a full one (a small
+            # log in a smoke run).
+            deep = max(0, min(size * 9 // 10, size - PAGE_LIMIT))
             base = next(b for first, b in reversed(bases) if first <= deep)
             cursor = f"{base + deep - 1}.{uuid.UUID(int=0)}"
             urls = {
-                PAGE_FIRST: f"{topology.facade_url}?limit=100",
-                PAGE_DEEP: f"{topology.facade_url}?limit=100&after={cursor}",
+                PAGE_FIRST: f"{topology.facade_url}?limit={PAGE_LIMIT}",
+                PAGE_DEEP: f"{topology.facade_url}?limit={PAGE_LIMIT}&after={cursor}",
             }
             for url in urls.values():
-                check_page(url, 100)
+                check_page(url, min(PAGE_LIMIT, size))
             figures = {}
             for stage in urls:
                 figures[stage] = Figure(stage, 1, size=size)
@@ -284,6 +286,9 @@ class Bench:
                     m = await self.wrk_load(url, Load.GET, 1, self.plan.size_duration)
                     figures[stage].runs.append(m)
                     self._note(f"{stage} at {size:,}", m)
+
+
+PAGE_LIMIT = 100
 
 
 def check_page(url: str, limit: int) -> None:
