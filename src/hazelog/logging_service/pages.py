@@ -15,8 +15,6 @@ stored during the walk with an accept time the walk has passed already is not se
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,13 +23,11 @@ from hazelog.logging_service.store import (
     _PREFIX,
     _UUID_FIELD,
     MAX_ACCEPTED_AT,
-    StoredMessage,
     _ours,
     message_json,
+    parse_stored,
 )
 from hazelog.web.paging import Cursor
-
-log = logging.getLogger("hazelog.logging")
 
 # Nanoseconds a facade's clock may run ahead of ours: past now + this, one open range.
 CLOCK_SKEW = 60 * 10**9
@@ -59,13 +55,8 @@ def _entry(text: str) -> Entry | None:
     start = comma + len(_UUID_FIELD)
     if _ours(text, comma) and text.startswith('"', start + _UUID_LENGTH):
         return int(text[len(_PREFIX) : comma]), text[start : start + _UUID_LENGTH], text
-    try:
-        data = json.loads(text)
-        message = StoredMessage(
-            uuid=str(data["uuid"]), msg=str(data["msg"]), accepted_at=int(data["accepted_at"])
-        )
-    except (TypeError, ValueError, KeyError) as exc:
-        log.warning("ignoring unreadable map entry %.80r: %s", text, exc)
+    message = parse_stored(text)
+    if message is None:
         return None
     return message.accepted_at, message.uuid, message_json(message)
 

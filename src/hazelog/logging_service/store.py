@@ -136,17 +136,22 @@ def _ours(text: str, comma: int) -> bool:
     )
 
 
-def _reencode(text: str) -> str | None:
-    """A value in another layout (written by something else): parse it once, fully."""
+def parse_stored(text: str) -> StoredMessage | None:
+    """A value in another layout (written by something else): parse it once, fully; None,
+    logged, when it is no message."""
     try:
         data = json.loads(text)
-        message = StoredMessage(
+        return StoredMessage(
             uuid=str(data["uuid"]), msg=str(data["msg"]), accepted_at=int(data["accepted_at"])
         )
     except (TypeError, ValueError, KeyError) as exc:
         log.warning("ignoring unreadable map entry %.80r: %s", text, exc)
         return None
-    return message_json(message)
+
+
+def _reencode(text: str) -> str | None:
+    message = parse_stored(text)
+    return message_json(message) if message is not None else None
 
 
 def sort_messages_json(texts: list[str]) -> list[str]:
