@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from uuid import uuid4
 
 from hazelcast.core import HazelcastJsonValue
 from hazelcast.lifecycle import LifecycleState
@@ -14,7 +15,7 @@ from hazelog.logging_service.store import (
     HazelcastStore,
     StoredMessage,
     message_json,
-    sort_messages_json,
+    stored_entry,
 )
 
 
@@ -79,29 +80,21 @@ async def test_unreadable_entries_count_as_taken_and_are_skipped_on_read() -> No
     previous = await store.put_if_absent(StoredMessage("bad", "m", 1))
     assert previous is not None
     assert previous.msg != "m"
-    await store.put_if_absent(StoredMessage("good", "ok", 2))
-    texts = sort_messages_json(await store.all_json())
-    assert [json.loads(text) for text in texts] == [{"uuid": "good", "msg": "ok", "accepted_at": 2}]
+    assert stored_entry("not json") is None
 
 
-def test_sorting_orders_by_accept_time_then_uuid_across_digit_counts() -> None:
-    messages = [
-        StoredMessage("b", "late", 10**18),
-        StoredMessage("c", "tie, larger uuid", 9),
-        StoredMessage("a", 'needs "escaping"\n,"uuid":"z"', 9),
-        StoredMessage("d", "first", 0),
-    ]
-    texts = sort_messages_json([message_json(m) for m in messages])
-    assert [json.loads(text)["uuid"] for text in texts] == ["d", "a", "c", "b"]
-    assert json.loads("[" + ",".join(texts) + "]")[1]["msg"] == messages[2].msg
+def test_our_layout_is_read_back_as_written() -> None:
+    message = StoredMessage(str(uuid4()), 'needs "escaping"\n,"uuid":"z"', 9)
+    text = message_json(message)
+    assert stored_entry(text) == (9, message.uuid, text)
+    assert json.loads(text)["msg"] == message.msg
 
 
 def test_values_in_another_layout_are_parsed_and_rewritten_in_ours() -> None:
     foreign = json.dumps({"msg": "ünïcode", "uuid": "x", "accepted_at": 5}, indent=1)
-    ours = message_json(StoredMessage("y", "m", 4))
-    missing_uuid = '{"msg": "old layout", "accepted_at": 1}'
-    texts = sort_messages_json([foreign, missing_uuid, ours, '{"accepted_at":x}'])
-    assert texts == [ours, message_json(StoredMessage("x", "ünïcode", 5))]
+    assert stored_entry(foreign) == (5, "x", message_json(StoredMessage("x", "ünïcode", 5)))
+    assert stored_entry('{"msg": "old layout", "accepted_at": 1}') is None
+    assert stored_entry('{"accepted_at":x}') is None
 
 
 async def test_connection_state_follows_lifecycle_events() -> None:

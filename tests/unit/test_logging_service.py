@@ -48,11 +48,6 @@ class FakeStore:
             self.data[message.uuid] = message
         return previous
 
-    async def all_json(self) -> list[str]:
-        if self.failing:
-            raise OperationTimeoutError(self.failure)
-        return [message_json(message) for message in self.data.values()]
-
     async def size(self) -> int:
         if self.failing:
             raise OperationTimeoutError("invocation timed out")

@@ -19,14 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from hazelog.logging_service.store import (
-    _PREFIX,
-    _UUID_FIELD,
-    MAX_ACCEPTED_AT,
-    _ours,
-    message_json,
-    parse_stored,
-)
+from hazelog.logging_service.store import MAX_ACCEPTED_AT, Entry, stored_entry
 from hazelog.web.paging import Cursor
 
 # Nanoseconds a facade's clock may run ahead of ours: past now + this, one open range.
@@ -41,24 +34,6 @@ class RangeStore(Protocol):
 
     async def first_accepted_at(self) -> int | None:
         """The smallest accepted_at in the map (a scan); None when the map is empty."""
-
-
-# (accepted_at, uuid, the message's JSON text): the log's order, then what a page sends.
-Entry = tuple[int, str, str]
-_UUID_LENGTH = 36
-
-
-def _entry(text: str) -> Entry | None:
-    """The entry of a stored text; our own layout is sliced, not parsed (a page of the whole
-    log is mostly this)."""
-    comma = text.find(",", len(_PREFIX))
-    start = comma + len(_UUID_FIELD)
-    if _ours(text, comma) and text.startswith('"', start + _UUID_LENGTH):
-        return int(text[len(_PREFIX) : comma]), text[start : start + _UUID_LENGTH], text
-    message = parse_stored(text)
-    if message is None:
-        return None
-    return message.accepted_at, message.uuid, message_json(message)
 
 
 @dataclass(frozen=True)
@@ -78,7 +53,9 @@ class Pager:
             self._start = await self._store.first_accepted_at()
             return self._start
         # Something stamped before the known start (rare) moves the start back.
-        older = [e for e in map(_entry, await self._store.range_json(0, self._start - 1)) if e]
+        older = [
+            e for e in map(stored_entry, await self._store.range_json(0, self._start - 1)) if e
+        ]
         if older:
             self._start = min(older)[0]
         return self._start
@@ -97,7 +74,7 @@ class Pager:
         while len(found) < limit:
             # Past now, one open range catches the rest (stamped in the future).
             high = MAX_ACCEPTED_AT if low > horizon else min(low + width - 1, MAX_ACCEPTED_AT)
-            window = [e for e in map(_entry, await self._store.range_json(low, high)) if e]
+            window = [e for e in map(stored_entry, await self._store.range_json(low, high)) if e]
             for entry in window:
                 if entry[:2] > floor:
                     found[entry[1]] = entry

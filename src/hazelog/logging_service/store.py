@@ -48,9 +48,6 @@ class MessageStore(Protocol):
     async def put_if_absent(self, message: StoredMessage) -> StoredMessage | None:
         """Store `message` unless its UUID is present; return the message already stored."""
 
-    async def all_json(self) -> list[str]:
-        """Every stored message as JSON object text (see `message_json`), in no order."""
-
     async def size(self) -> int:
         """Entries in the map."""
 
@@ -149,39 +146,23 @@ def parse_stored(text: str) -> StoredMessage | None:
         return None
 
 
-def _reencode(text: str) -> str | None:
+# (accepted_at, uuid, the message's JSON text): the log's order, then what a read sends.
+Entry = tuple[int, str, str]
+_UUID_LENGTH = 36
+
+
+def stored_entry(text: str) -> Entry | None:
+    """The entry of a stored text; our own layout is sliced, not parsed (a read of the whole
+    log is mostly this); another layout is parsed and written anew in ours; None, logged,
+    when the text is no message."""
+    comma = text.find(",", len(_PREFIX))
+    start = comma + len(_UUID_FIELD)
+    if _ours(text, comma) and text.startswith('"', start + _UUID_LENGTH):
+        return int(text[len(_PREFIX) : comma]), text[start : start + _UUID_LENGTH], text
     message = parse_stored(text)
-    return message_json(message) if message is not None else None
-
-
-def sort_messages_json(texts: list[str]) -> list[str]:
-    """The texts of `all_json`, ordered by (accepted_at, uuid); unreadable ones dropped.
-
-    Among texts whose accepted_at has the same number of digits, plain string order is
-    (accepted_at, uuid) order: so one sort of the strings (in C, no key objects), then a
-    stable split by that number of digits, fewest first.
-    """
-    by_width: dict[int, list[str]] = {}
-    start = len(_PREFIX)
-    rewritten = False
-    for text in sorted(texts):
-        comma = text.find(",", start)
-        if not _ours(text, comma):
-            fixed = _reencode(text)
-            if fixed is None:
-                continue
-            text, comma, rewritten = fixed, fixed.find(",", start), True
-        bucket = by_width.get(comma)
-        if bucket is None:
-            by_width[comma] = bucket = []
-        bucket.append(text)
-    ordered: list[str] = []
-    for width in sorted(by_width):
-        bucket = by_width[width]
-        if rewritten:  # a rewritten text went in out of order
-            bucket.sort()
-        ordered.extend(bucket)
-    return ordered
+    if message is None:
+        return None
+    return message.accepted_at, message.uuid, message_json(message)
 
 
 class HazelcastStore:
@@ -218,12 +199,6 @@ class HazelcastStore:
             return None
         # Something unreadable under this UUID still means "taken", never "stored now".
         return _decode(message.uuid, previous) or StoredMessage(message.uuid, "", 0)
-
-    async def all_json(self) -> list[str]:
-        # values(), not entry_set(): the UUID is in the value, and the client decodes one
-        # frame per entry instead of two.
-        values = await self._map.values()
-        return [v.to_string() if isinstance(v, HazelcastJsonValue) else str(v) for v in values]
 
     async def size(self) -> int:
         return await self._map.size()
