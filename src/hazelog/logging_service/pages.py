@@ -24,7 +24,9 @@ from hazelog.web.paging import Cursor
 
 # Nanoseconds a facade's clock may run ahead of ours: past now + this, one open range.
 CLOCK_SKEW = 60 * 10**9
-INITIAL_NS_PER_MESSAGE = 10**6
+# Start from the densest log there can be and widen: a first window sized for sparse traffic
+# would take a dense burst (a bench, a replay) whole into memory.
+INITIAL_NS_PER_MESSAGE = 1
 GAP_GROWTH = 8
 
 
@@ -81,9 +83,11 @@ class Pager:
             if high >= MAX_ACCEPTED_AT:
                 break
             if window:
-                # The density where the messages are (a burst at the start of a wide window
-                # is a burst, not the window's average).
-                span = max(window)[0] - low + 1
+                # A window that held enough: the density where the messages are (a burst at
+                # its start is a burst, not its average). One that held too few: its average,
+                # all of it was looked at.
+                enough = len(window) >= limit - len(found) + 1
+                span = (max(window)[0] if enough else high) - low + 1
                 self._ns_per_message = max(1, span // len(window))
                 width = max(1, int((limit - len(found)) * self._ns_per_message * 1.25))
             else:
