@@ -14,7 +14,11 @@ PACKAGES=(
     python3 python3-venv python3-apt
     openjdk-17-jre-headless
     nftables
+    postgresql-15 prometheus prometheus-node-exporter
 )
+# Installed on every host, started by no one: the roles enable each where the inventory puts it
+# (postgresql on the database group, prometheus on monitoring, the node exporter everywhere).
+ROLE_STARTED_UNITS=(postgresql.service prometheus.service prometheus-node-exporter.service)
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 recipe_sha=$(cat "$0" "$repo"/scripts/box-files/* | sha256sum | cut -d' ' -f1)
@@ -56,6 +60,7 @@ mmdebstrap --quiet --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")"
     --customize-hook="install -m 0600 -o 1000 -g 1000 '$insecure_key' \"\$1/home/vagrant/.ssh/authorized_keys\"" \
     --customize-hook="cp '$repo/scripts/box-files/ssh-host-keys.service' \"\$1/etc/systemd/system/\"" \
     --customize-hook='chroot "$1" systemctl enable ssh-host-keys.service systemd-networkd.service' \
+    --customize-hook="chroot \"\$1\" systemctl disable ${ROLE_STARTED_UNITS[*]}" \
     --customize-hook='chroot "$1" systemctl mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer' \
     --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
     --customize-hook='rm -f "$1/etc/hostname"; : > "$1/etc/machine-id"' \

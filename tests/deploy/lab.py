@@ -29,6 +29,8 @@ from tests.deploy.ansible import ANSIBLE_PLAYBOOK, ansible_playbook
 from tests.deploy.network import INVENTORY, REPO, check_address
 
 MEMBER_PORT_OFFSET = 1000
+# Bounds on waiting for the cluster (JVM start, join, partition migration).
+RECOVERY_TIMEOUT = 240.0
 SSH_CONFIG = REPO / ".vagrant/ssh-config"
 
 
@@ -62,6 +64,7 @@ class Lab:
     instances: tuple[Instance, ...]
     facade_host: str
     messages_host: str
+    database_host: str
 
     @classmethod
     def from_inventory(cls, path: Path = INVENTORY) -> Lab:
@@ -82,6 +85,7 @@ class Lab:
             instances=instances,
             facade_host=next(iter(groups["facade"]["hosts"])),
             messages_host=next(iter(groups["messages"]["hosts"])),
+            database_host=next(iter(groups["database"]["hosts"])),
         )
 
     @property
@@ -282,3 +286,11 @@ def whole_and_safe(lab: Lab) -> bool:
 def run_playbook(playbook: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """A playbook against the default inventory (ansible.cfg): the Vagrant hosts."""
     return ansible_playbook(playbook, timeout=timeout)
+
+
+def restore(lab: Lab) -> None:
+    """Every unit started again, the cluster whole, safe and every instance ready."""
+    for instance in lab.instances:
+        lab.ssh(instance.host, f"systemctl start {' '.join(instance.units)}")
+    lab.ssh(lab.messages_host, "systemctl start messages.service")
+    wait_until(lambda: whole_and_safe(lab), RECOVERY_TIMEOUT, "cluster whole and safe again")

@@ -1,35 +1,32 @@
 """Nothing lost, no one let in: chaos, rolling restarts, failures and the firewall, on the
 deployed Vagrant hosts (issue 5).
 
-The module's fixture brings the hosts up (`vagrant up`), deploys site.yml onto them
-(idempotent, so always run) and, if it had to create them, destroys them at the end (unless
-HAZELOG_KEEP_HOSTS is set, as `make test` does for molecule). Tests run
-in file order; each leaves the cluster whole.
+On the session's deployed lab (tests/deploy/conftest.py). Tests run in file order; each
+leaves the cluster whole.
 Figures (sent, acknowledged, failed, lost, latencies) go to the terminal and .cache/figures/.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import require
+from tests.deploy.ansible import ansible_playbook
 from tests.deploy.figures import report_figures
 from tests.deploy.lab import (
+    RECOVERY_TIMEOUT,
     Instance,
     Lab,
     cluster_safe,
     cluster_size,
-    hosts_up,
     http,
     instance_ready,
-    machine_states,
+    restore,
     run_playbook,
     run_vagrant,
     stored_messages,
@@ -37,7 +34,7 @@ from tests.deploy.lab import (
     whole_and_safe,
 )
 from tests.deploy.load import Load, LoadResult
-from tests.deploy.network import REPO, route_to
+from tests.deploy.network import route_to
 
 pytestmark = pytest.mark.deploy
 
@@ -47,38 +44,6 @@ CONCURRENCY = 4
 CHAOS_SECONDS = 40.0
 # Latency is reported for requests in flight from the kill until this long after it.
 KILL_WINDOW = 15.0
-# Bounds on waiting for the cluster (JVM start, join, partition migration).
-RECOVERY_TIMEOUT = 240.0
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    artifacts = REPO / ".cache/artifacts"
-    require(
-        (artifacts / "hazelcast-5.7.0.jar").is_file()
-        and (artifacts / "wheelhouse/requirements.txt").is_file(),
-        "the artifacts are missing (make artifacts)",
-    )
-    created = set(machine_states().values()) != {"running"}
-    try:
-        the_lab = hosts_up()
-        deploy = run_playbook("site.yml")
-        assert deploy.returncode == 0, deploy.stdout[-5000:] + deploy.stderr[-3000:]
-        wait_until(lambda: whole_and_safe(the_lab), RECOVERY_TIMEOUT, "the deployed cluster")
-        yield the_lab
-    finally:
-        # Leave the hosts as they were found: a user's running hosts stay up. `make test`
-        # keeps them for molecule, which ends by destroying them.
-        if created and not os.environ.get("HAZELOG_KEEP_HOSTS"):
-            run_vagrant("destroy", "-f")
-
-
-def restore(lab: Lab) -> None:
-    """Every unit started again, the cluster whole, safe and every instance ready."""
-    for instance in lab.instances:
-        lab.ssh(instance.host, f"systemctl start {' '.join(instance.units)}")
-    lab.ssh(lab.messages_host, "systemctl start messages.service")
-    wait_until(lambda: whole_and_safe(lab), RECOVERY_TIMEOUT, "cluster whole and safe again")
 
 
 def load(lab: Lab, prefix: str, duration: float, rate: float = RATE) -> Load:
@@ -141,6 +106,7 @@ def test_units_enabled_and_active(lab: Lab) -> None:
     for host, unit in (
         (lab.facade_host, "facade.service"),
         (lab.messages_host, "messages.service"),
+        (lab.database_host, "postgresql@15-main.service"),
     ):
         assert lab.ssh(host, f"systemctl is-enabled {unit} nftables.service").stdout.split() == [
             "enabled",
@@ -332,6 +298,8 @@ def test_messages_service_down_get_still_answers(lab: Lab) -> None:
 
 def test_every_logging_instance_down_is_503_then_one_back_resumes(lab: Lab) -> None:
     restore(lab)
+    before = [m["uuid"] for m in stored_messages(lab)]
+    assert before, "the earlier tests stored messages"
     facade_invocation = lab.unit_property(lab.facade_host, "facade.service", "InvocationID")
     lab.ssh_together(
         [(i.host, f"systemctl stop logging@{i.port} hazelcast@{i.port}") for i in lab.instances]
@@ -356,7 +324,10 @@ def test_every_logging_instance_down_is_503_then_one_back_resumes(lab: Lab) -> N
 
         wait_until(post_works, RECOVERY_TIMEOUT, "POST answered 201 with one instance back")
         uuid = json.loads(posted[-1])["uuid"]
-        assert uuid in [m["uuid"] for m in stored_messages(lab)]
+        # Every member was down: the one back loaded the whole log from the database.
+        after = [m["uuid"] for m in stored_messages(lab)]
+        assert after[: len(before)] == before
+        assert uuid in after
         # Same facade process throughout: it found the instance again by itself.
         now = lab.unit_property(lab.facade_host, "facade.service", "InvocationID")
         assert now == facade_invocation
@@ -443,7 +414,8 @@ def test_vagrant_halt_then_up_brings_every_unit_and_the_whole_cluster_back(
     lab: Lab, request: pytest.FixtureRequest
 ) -> None:
     restore(lab)
-    before = len(stored_messages(lab))
+    before = [m["uuid"] for m in stored_messages(lab)]
+    assert before, "the earlier tests stored messages"
     hosts = sorted(lab.addresses)
     lab.halt()
     assert not any(lab.running(host) for host in hosts)
@@ -458,19 +430,123 @@ def test_vagrant_halt_then_up_brings_every_unit_and_the_whole_cluster_back(
     for host, unit in (
         (lab.facade_host, "facade.service"),
         (lab.messages_host, "messages.service"),
+        (lab.database_host, "postgresql@15-main.service"),
     ):
         assert lab.ssh(host, f"systemctl is-active {unit}").stdout.strip() == "active"
+    after = [m["uuid"] for m in stored_messages(lab)]
     status, _, answer = http("POST", lab.facade_url, body=b"after vagrant up")
     assert status == 201, answer
-    # The members keep the log in memory only (no database behind the map yet): what a full
-    # halt does to it is reported, not asserted.
     report_figures(
         request.config,
         "halt-up",
         {
-            "messages_before_halt": before,
-            "messages_after_up": len(stored_messages(lab)) - 1,
+            "messages_before_halt": len(before),
+            "messages_after_up": len(after),
             "up_to_whole_and_safe_s": round(time.monotonic() - started, 1),
             "cluster_wait_s": round(back, 1),
         },
     )
+    # The database kept the log: every message is back, in accept order.
+    assert after == before
+    assert json.loads(answer)["uuid"] == stored_messages(lab)[-1]["uuid"]
+    scenario = run_playbook("playbooks/scenario.yml")
+    assert scenario.returncode == 0, scenario.stdout[-5000:] + scenario.stderr[-2000:]
+
+
+# -- a full log --------------------------------------------------------------------------------
+
+# Small enough to fill in seconds, no smaller than the role's -Xms.
+SMALL_HEAP_MB = 128
+FILL_MESSAGE_CHARS = 8000
+FILL_THREADS = 8
+
+
+def member_processes(lab: Lab) -> dict[str, str]:
+    """{member unit: "MainPID NRestarts"}: a restarted or crashed member changes its entry."""
+    return {
+        f"{i.host} {i.units[1]}": lab.ssh(
+            i.host, f"systemctl show -P MainPID -P NRestarts {i.units[1]}"
+        ).stdout.strip()
+        for i in lab.instances
+    }
+
+
+def test_small_heap_from_the_inventory_fills_to_507_without_losing_a_member(
+    lab: Lab, request: pytest.FixtureRequest
+) -> None:
+    restore(lab)
+    small = ansible_playbook(
+        "playbooks/hazelcast.yml", "-e", f"hazelcast_heap_mb={SMALL_HEAP_MB}", timeout=1800
+    )
+    assert small.returncode == 0, small.stdout[-5000:] + small.stderr[-2000:]
+    try:
+        wait_until(lambda: whole_and_safe(lab), RECOVERY_TIMEOUT, "members on the small heap")
+        pids = {
+            i.host: lab.ssh(i.host, f"systemctl show -P MainPID {i.units[1]}").stdout.strip()
+            for i in lab.instances
+        }
+        for instance in lab.instances:
+            command = lab.ssh(instance.host, f"ps -o args= -p {pids[instance.host]}").stdout
+            assert f"-Xmx{SMALL_HEAP_MB}m" in command, command
+        before = [m["uuid"] for m in stored_messages(lab)]
+        members = member_processes(lab)
+        acked, refusals, others = fill_until_full(lab)
+        assert refusals, "the log never answered 507"
+        assert all(r["error"] == "log_full" and r["detail"] for r in refusals), refusals[:3]
+        assert not others, others[:5]
+        # Still full, reads still work, and no member restarted or died on the way.
+        status, _, answer = http("POST", lab.facade_url, body=b"x" * FILL_MESSAGE_CHARS)
+        assert status == 507, (status, answer[:300])
+        assert member_processes(lab) == members
+        stored = [m["uuid"] for m in stored_messages(lab)]
+        assert stored[: len(before)] == before
+        assert set(acked) <= set(stored[len(before) :])
+        report_figures(
+            request.config,
+            "log-full",
+            {
+                "heap_mb": SMALL_HEAP_MB,
+                "message_chars": FILL_MESSAGE_CHARS,
+                "acknowledged": len(acked),
+                "refused_507": len(refusals),
+                "stored_total": len(stored),
+            },
+        )
+    finally:
+        back = ansible_playbook("playbooks/hazelcast.yml", timeout=1800)
+        assert back.returncode == 0, back.stdout[-5000:] + back.stderr[-2000:]
+        restore(lab)
+
+
+def fill_until_full(
+    lab: Lab,
+) -> tuple[list[str], list[dict[str, Any]], list[tuple[int | None, bytes]]]:
+    """POST large messages from a few threads until every thread has seen a 507.
+
+    Returns the acknowledged uuids, the 507 bodies and any other answer."""
+    acked: list[str] = []
+    refusals: list[dict[str, Any]] = []
+    others: list[tuple[int | None, bytes]] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        for sent in range(100_000):
+            text = f"fill {index} {sent} ".ljust(FILL_MESSAGE_CHARS, "x").encode()
+            status, _, answer = http("POST", lab.facade_url, body=text, timeout=30)
+            with lock:
+                if status == 201:
+                    acked.append(json.loads(answer)["uuid"])
+                elif status == 507:
+                    refusals.append(json.loads(answer))
+                    return
+                else:
+                    others.append((status, answer[:300]))
+                    return
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(FILL_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=900)
+    assert not any(t.is_alive() for t in threads), "the log never filled up"
+    return acked, refusals, others
