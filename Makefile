@@ -86,7 +86,7 @@ bench: $(STAMP) artifacts
 
 .PHONY: local-up local-down
 local-up: $(STAMP) artifacts
-	$(HAZELOG) local up
+	$(HAZELOG) local up --jmx-exporter $(ARTIFACTS)/jmx_prometheus_javaagent-1.0.1.jar
 local-down: $(STAMP)
 	$(HAZELOG) local down
 
