@@ -69,8 +69,13 @@ vagrant-validate: $(STAMP)
 molecule: $(STAMP) artifacts box
 	$(BIN)/molecule test
 
+# promtool from Debian's prometheus package, unpacked (not installed), for the role's checks.
+.PHONY: promtool
+promtool:
+	@scripts/promtool.sh .cache/tools
+
 .PHONY: pytest
-pytest: $(STAMP) artifacts box
+pytest: $(STAMP) artifacts box promtool
 	$(BIN)/pytest -ra
 
 .PHONY: test
