@@ -226,6 +226,13 @@ def test_topology_with_the_jmx_exporter_loads_the_agent_into_every_member() -> N
     assert not any(arg.startswith("-javaagent") for spec in plain for arg in spec.argv)
 
 
+def test_the_hazelcast_role_pushes_the_exporter_rules_tested_here() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    pushed = repo / "roles/hazelcast/files/jmx-exporter.yaml"
+    assert pushed.read_text(encoding="utf-8") == jmx_exporter_config()
+    assert pushed.resolve() == (repo / "tools/src/hazelog_tools/templates/jmx-exporter.yaml")
+
+
 def test_exporter_ports_take_part_in_the_collision_check() -> None:
     assert 22001 in Ports().all()
     with pytest.raises(ValueError, match="collide"):
