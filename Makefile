@@ -69,8 +69,13 @@ vagrant-validate: $(STAMP)
 molecule: $(STAMP) artifacts box
 	$(BIN)/molecule test
 
+# promtool from Debian's prometheus package, unpacked (not installed), for the role's checks.
+.PHONY: promtool
+promtool:
+	@scripts/promtool.sh .cache/tools
+
 .PHONY: pytest
-pytest: $(STAMP) artifacts box
+pytest: $(STAMP) artifacts box promtool
 	$(BIN)/pytest -ra
 
 .PHONY: test
@@ -86,7 +91,7 @@ bench: $(STAMP) artifacts
 
 .PHONY: local-up local-down
 local-up: $(STAMP) artifacts
-	$(HAZELOG) local up
+	$(HAZELOG) local up --jmx-exporter $(ARTIFACTS)/jmx_prometheus_javaagent-1.0.1.jar
 local-down: $(STAMP)
 	$(HAZELOG) local down
 

@@ -5,6 +5,8 @@
 #                               checksum recorded in artifacts/hazelcast.sha256;
 #   DIR/postgresql-42.7.4.jar   the PostgreSQL JDBC driver the members' MapStore uses, checked
 #                               against artifacts/postgresql.sha256;
+#   DIR/jmx_prometheus_javaagent-1.0.1.jar   the Prometheus JMX exporter, loaded into every member as
+#                               a Java agent, checked against artifacts/jmx_prometheus_javaagent.sha256;
 #   DIR/hazelog-mapstore.jar    hazelog's MapStore (mapstore/), built by Maven without its tests
 #                               (`make mapstore-test` runs them against a throwaway PostgreSQL);
 #   DIR/wheelhouse/             wheels of hazelog (the services: pyproject.toml + src/) and its
@@ -29,6 +31,7 @@ python=${PYTHON:-$repo/.venv/bin/python}
 
 hazelcast_version=5.7.0
 postgresql_version=42.7.4
+jmx_exporter_version=1.0.1
 
 log() { echo "artifacts: $*" >&2; }
 
@@ -147,5 +150,7 @@ build_wheelhouse() {
 
 fetch_jar "com.hazelcast:hazelcast:$hazelcast_version" "$repo/artifacts/hazelcast.sha256"
 fetch_jar "org.postgresql:postgresql:$postgresql_version" "$repo/artifacts/postgresql.sha256"
+fetch_jar "io.prometheus.jmx:jmx_prometheus_javaagent:$jmx_exporter_version" \
+    "$repo/artifacts/jmx_prometheus_javaagent.sha256"
 build_mapstore
 build_wheelhouse

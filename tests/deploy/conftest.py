@@ -29,6 +29,7 @@ def lab() -> Iterator[Lab]:
     artifacts = REPO / ".cache/artifacts"
     require(
         (artifacts / "hazelcast-5.7.0.jar").is_file()
+        and (artifacts / "jmx_prometheus_javaagent-1.0.1.jar").is_file()
         and (artifacts / "wheelhouse/requirements.txt").is_file(),
         "the artifacts are missing (make artifacts)",
     )

@@ -28,11 +28,12 @@ INVENTORY = REPO / "inventory/vagrant/hosts.yml"
 
 FACADE = "192.168.56.10"
 LOGGING = ["192.168.56.21", "192.168.56.22", "192.168.56.23"]
+MONITOR = "192.168.56.13"
 
 RENDER_PLAY = [
     {
         "name": "Render the firewall ruleset of every host",
-        "hosts": "facade:messages:logging",
+        "hosts": "facade:messages:logging:monitoring",
         "gather_facts": False,
         "tasks": [
             {
@@ -57,7 +58,9 @@ RENDER_PLAY = [
 ]
 
 
-def render(tmp_path: Path, inventory: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+def render(
+    tmp_path: Path, inventory: dict[str, Any], **extra_vars: Any
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
     (tmp_path / "render.yml").write_text(yaml.safe_dump(RENDER_PLAY), encoding="utf-8")
     extra = {
@@ -65,6 +68,7 @@ def render(tmp_path: Path, inventory: dict[str, Any]) -> subprocess.CompletedPro
         # Every "host" is this controller: nothing is reached over SSH.
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        **extra_vars,
     }
     return ansible_playbook(
         "-i",
@@ -109,7 +113,7 @@ def accepts(ruleset: str) -> dict[int, set[str] | None]:
 
 
 def test_every_host_gets_a_ruleset(rulesets: dict[str, str]) -> None:
-    assert set(rulesets) == {"facade", "messages", "logging1", "logging2", "logging3"}
+    assert set(rulesets) == {"facade", "messages", "logging1", "logging2", "logging3", "monitor"}
 
 
 def test_rulesets_pass_nft_check(rulesets: dict[str, str], tmp_path: Path) -> None:
@@ -134,18 +138,30 @@ def test_default_policy_drops_and_replies_pass(rulesets: dict[str, str]) -> None
 
 
 def test_facade_host_opens_the_facade_to_all(rulesets: dict[str, str]) -> None:
-    assert accepts(rulesets["facade"]) == {22: None, 8080: None}
+    assert accepts(rulesets["facade"]) == {22: None, 8080: None, 9100: {MONITOR}}
 
 
-def test_messages_only_from_the_facade(rulesets: dict[str, str]) -> None:
-    assert accepts(rulesets["messages"]) == {22: None, 8081: {FACADE}}
+def test_messages_only_from_the_facade_and_monitoring(rulesets: dict[str, str]) -> None:
+    assert accepts(rulesets["messages"]) == {22: None, 8081: {FACADE, MONITOR}, 9100: {MONITOR}}
+
+
+def test_monitoring_host_rules(rulesets: dict[str, str]) -> None:
+    # Prometheus's port is for the controller (read from SSH_CONNECTION on a real host) and the
+    # admin sources: neither exists in this rendering, so it stays closed.
+    assert accepts(rulesets["monitor"]) == {22: None, 9100: {MONITOR}}
 
 
 @pytest.mark.parametrize(
     ("host", "port"), [("logging1", 20000), ("logging2", 20001), ("logging3", 20002)]
 )
 def test_logging_host_rules(rulesets: dict[str, str], host: str, port: int) -> None:
-    assert accepts(rulesets[host]) == {22: None, port: {FACADE}, port + 1000: set(LOGGING)}
+    assert accepts(rulesets[host]) == {
+        22: None,
+        port: {FACADE, MONITOR},
+        port + 1000: set(LOGGING),
+        port + 2000: {MONITOR},
+        9100: {MONITOR},
+    }
 
 
 def test_several_ports_on_one_host(tmp_path: Path) -> None:
@@ -156,11 +172,31 @@ def test_several_ports_on_one_host(tmp_path: Path) -> None:
     rules = accepts((tmp_path / "logging1.nft").read_text(encoding="utf-8"))
     assert rules == {
         22: None,
-        20000: {FACADE},
-        20010: {FACADE},
+        20000: {FACADE, MONITOR},
+        20010: {FACADE, MONITOR},
         21000: set(LOGGING),
         21010: set(LOGGING),
+        22000: {MONITOR},
+        22010: {MONITOR},
+        9100: {MONITOR},
     }
+
+
+def test_prometheus_open_to_the_admin_sources(tmp_path: Path) -> None:
+    result = render(tmp_path, repo_inventory(), firewall_admin_sources=["192.168.56.1"])
+    assert result.returncode == 0, result.stdout[-3000:]
+    rules = accepts((tmp_path / "monitor.nft").read_text(encoding="utf-8"))
+    assert rules[9090] == {"192.168.56.1"}
+    assert rules[9100] == {MONITOR}
+
+
+def test_without_monitoring_hosts_no_metrics_port_opens(tmp_path: Path) -> None:
+    inventory = copy.deepcopy(repo_inventory())
+    del inventory["all"]["children"]["monitoring"]
+    result = render(tmp_path, inventory)
+    assert result.returncode == 0, result.stdout[-3000:]
+    rules = accepts((tmp_path / "logging1.nft").read_text(encoding="utf-8"))
+    assert rules == {22: None, 20000: {FACADE}, 21000: set(LOGGING)}
 
 
 def test_a_host_name_instead_of_an_address_fails_naming_the_variable(tmp_path: Path) -> None:

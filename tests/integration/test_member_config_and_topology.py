@@ -16,6 +16,7 @@ from hazelog_tools.member import (
     MEMBER_MAIN_CLASS,
     TEMPLATE_NAME,
     MapStoreDatabase,
+    jmx_exporter_config,
     log_capacity,
     member_command,
     member_entry_budget,
@@ -72,6 +73,8 @@ def test_member_config_shuts_down_gracefully_and_binds_one_address() -> None:
     assert properties["hazelcast.shutdownhook.policy"] == "GRACEFUL"
     assert properties["hazelcast.socket.bind.any"] == "false"
     assert properties["hazelcast.phone.home.enabled"] == "false"
+    # The management MBeans the JMX exporter reads the cluster-safe flag from.
+    assert properties["hazelcast.jmx"] == "true"
 
 
 def test_member_config_quotes_awkward_names() -> None:
@@ -193,6 +196,47 @@ def test_default_topology() -> None:
     ((config_path, text),) = member.files
     assert f"-Dhazelcast.config={config_path}" in member.argv
     assert yaml.safe_load(text)["hazelcast"]["network"]["port"]["port"] == 21002
+
+
+def test_topology_with_the_jmx_exporter_loads_the_agent_into_every_member() -> None:
+    agent = Path("/a/jmx_prometheus_javaagent-1.0.1.jar")
+    specs = build_topology(
+        Ports(),
+        base_dir=Path("/b"),
+        jar=Path("/j.jar"),
+        hazelog=["hazelog"],
+        java="java",
+        jmx_exporter_jar=agent,
+    )
+    members = [spec for spec in specs if spec.kind is Kind.MEMBER]
+    assert Ports().jmx_exporters == (22000, 22001, 22002)
+    for spec, exporter_port in zip(members, Ports().jmx_exporters, strict=True):
+        config = Path("/b/config/jmx-exporter.yaml")
+        assert f"-javaagent:{agent}=127.0.0.1:{exporter_port}:{config}" in spec.argv
+        # Before the main class or -jar: a JVM option, not a program argument.
+        assert spec.argv.index(f"-javaagent:{agent}=127.0.0.1:{exporter_port}:{config}") < (
+            spec.argv.index("-jar")
+        )
+        assert dict(spec.files)[config] == jmx_exporter_config()
+    assert "rules" in yaml.safe_load(jmx_exporter_config())
+    # Without the jar, no member loads an agent.
+    plain = build_topology(
+        Ports(), base_dir=Path("/b"), jar=Path("/j.jar"), hazelog=["hazelog"], java="java"
+    )
+    assert not any(arg.startswith("-javaagent") for spec in plain for arg in spec.argv)
+
+
+def test_the_hazelcast_role_pushes_the_exporter_rules_tested_here() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    pushed = repo / "roles/hazelcast/files/jmx-exporter.yaml"
+    assert pushed.read_text(encoding="utf-8") == jmx_exporter_config()
+    assert pushed.resolve() == (repo / "tools/src/hazelog_tools/templates/jmx-exporter.yaml")
+
+
+def test_exporter_ports_take_part_in_the_collision_check() -> None:
+    assert 22001 in Ports().all()
+    with pytest.raises(ValueError, match="collide"):
+        Ports(facade=22000)
 
 
 def test_shifted_ports_keep_member_offset() -> None:

@@ -8,6 +8,7 @@ import json
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ DEFAULT_BACKUP_COUNT = 2
 DEFAULT_GRACEFUL_MAX_WAIT = 30
 # A member listens on its logging instance's port + 1000.
 MEMBER_PORT_OFFSET = 1000
+# A member's Prometheus JMX exporter (a Java agent in the member's JVM) listens on its logging
+# instance's port + 2000, i.e. the member port + 1000.
+JMX_EXPORTER_PORT_OFFSET = 2000
+JMX_EXPORTER_CONFIG_NAME = "jmx-exporter.yaml"
 # Hazelcast allows at most 6 backups per partition.
 MAX_BACKUP_COUNT = 6
 
@@ -105,6 +110,25 @@ _environment = jinja2.Environment(
 
 def member_port_for(logging_port: int) -> int:
     return logging_port + MEMBER_PORT_OFFSET
+
+
+def jmx_exporter_port_for(logging_port: int) -> int:
+    return logging_port + JMX_EXPORTER_PORT_OFFSET
+
+
+def jmx_exporter_config() -> str:
+    """The exporter's rules (the same file the hazelcast role pushes to the hosts)."""
+    return (resources.files("hazelog_tools") / "templates" / JMX_EXPORTER_CONFIG_NAME).read_text(
+        encoding="utf-8"
+    )
+
+
+def jmx_exporter_option(agent_jar: Path, host: str, port: int, config_path: Path) -> str:
+    """The JVM option that loads the Prometheus JMX exporter agent, serving /metrics on
+    host:port only (never on all interfaces) with the rules in `config_path`."""
+    if not 1 <= port <= 65535:
+        raise ValueError(f"exporter port {port} is not a TCP port")
+    return f"-javaagent:{agent_jar}={host}:{port}:{config_path}"
 
 
 def render_member_config(

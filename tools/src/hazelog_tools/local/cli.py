@@ -51,6 +51,16 @@ def local() -> None:
     help="Hazelcast jar (make artifacts fetches it).",
 )
 @click.option(
+    "--jmx-exporter",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=(
+        "Prometheus JMX exporter agent jar (make artifacts fetches "
+        ".cache/artifacts/jmx_prometheus_javaagent-1.0.1.jar): each member then serves "
+        "/metrics on its logging port + 2000."
+    ),
+)
+@click.option(
     "--port-offset",
     type=int,
     default=0,
@@ -64,7 +74,14 @@ def local() -> None:
     show_default=True,
     help="Seconds the members, then the services, may take to become ready.",
 )
-def up(base_dir: Path, java: str, jar: Path, port_offset: int, timeout: float) -> None:
+def up(
+    base_dir: Path,
+    java: str,
+    jar: Path,
+    jmx_exporter: Path | None,
+    port_offset: int,
+    timeout: float,
+) -> None:
     """Start 3 members, 3 logging instances, messages and facade; wait until all are ready."""
     state_path = base_dir / STATE_FILE
     if any(process.alive() for process in load_state(state_path)):
@@ -77,6 +94,10 @@ def up(base_dir: Path, java: str, jar: Path, port_offset: int, timeout: float) -
         raise click.ClickException(f"java not found: {java!r} (install openjdk-17-jre-headless)")
     if not jar.is_file():
         raise click.ClickException(f"Hazelcast jar not found: {jar} (run `make artifacts`)")
+    if jmx_exporter is not None and not jmx_exporter.is_file():
+        raise click.ClickException(
+            f"JMX exporter jar not found: {jmx_exporter} (run `make artifacts`)"
+        )
     try:
         ports = Ports().shifted(port_offset)
     except ValueError as exc:
@@ -95,6 +116,7 @@ def up(base_dir: Path, java: str, jar: Path, port_offset: int, timeout: float) -
         hazelog=hazelog_command(),
         java=java_path,
         host=HOST,
+        jmx_exporter_jar=jmx_exporter.resolve() if jmx_exporter is not None else None,
     )
     started: list[Running] = []
 

@@ -100,9 +100,10 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-# Port offsets for a topology beside the default one (offset 0) and below the kernel's
-# ephemeral range (32768+), where clients' own ports would collide with ours.
-FREE_OFFSETS = range(300, 11700)
+# Port offsets for a topology beside the default one (offset 0) that keep its highest port
+# (the JMX exporters', 22002 + offset) below the kernel's ephemeral range (32768+), where
+# clients' own ports would collide with ours.
+FREE_OFFSETS = range(300, 10700)
 
 
 def free_port_offset(host: str) -> int:

@@ -13,8 +13,12 @@ from pathlib import Path
 
 from hazelog_tools.member import (
     DEFAULT_CLUSTER_NAME,
+    JMX_EXPORTER_CONFIG_NAME,
     MapStoreDatabase,
     health_url,
+    jmx_exporter_config,
+    jmx_exporter_option,
+    jmx_exporter_port_for,
     member_command,
     member_port_for,
     render_member_config,
@@ -30,7 +34,8 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Ports:
-    """The topology's ports; each logging instance's member listens on its port + 1000."""
+    """The topology's ports; each logging instance's member listens on its port + 1000, and
+    the member's JMX exporter (when there is one) on its port + 2000."""
 
     facade: int = 8080
     messages: int = 8081
@@ -49,8 +54,14 @@ class Ports:
     def members(self) -> tuple[int, ...]:
         return tuple(member_port_for(port) for port in self.logging)
 
+    @property
+    def jmx_exporters(self) -> tuple[int, ...]:
+        return tuple(jmx_exporter_port_for(port) for port in self.logging)
+
     def all(self) -> tuple[int, ...]:
-        return (*self.members, *self.logging, self.messages, self.facade)
+        # The exporters' ports too, used or not: a topology started with them must find them
+        # free, and no other port of it may take one.
+        return (*self.members, *self.jmx_exporters, *self.logging, self.messages, self.facade)
 
     def shifted(self, offset: int) -> Ports:
         """Every port moved by `offset`, e.g. to run a second topology next to the default."""
@@ -94,16 +105,20 @@ def build_topology(
     graceful_max_wait: int = 20,
     database: MapStoreDatabase | None = None,
     classpath: Sequence[Path] = (),
+    jmx_exporter_jar: Path | None = None,
 ) -> list[ProcessSpec]:
     """Members first (the logging instances need them), then the services, facade last.
 
     `hazelog` is the argv prefix that runs the hazelog CLI. With `database` the members keep
-    the map in it; `classpath` then names the MapStore and JDBC driver jars.
+    the map in it; `classpath` then names the MapStore and JDBC driver jars. With
+    `jmx_exporter_jar` every member loads the Prometheus JMX exporter agent, serving /metrics
+    on its `Ports.jmx_exporters` port.
     """
     logs = base_dir / "logs"
     member_addresses = [f"{host}:{port}" for port in ports.members]
+    exporter_config_path = base_dir / "config" / JMX_EXPORTER_CONFIG_NAME
     specs: list[ProcessSpec] = []
-    for member_port in ports.members:
+    for member_port, exporter_port in zip(ports.members, ports.jmx_exporters, strict=True):
         config_path = base_dir / "config" / f"hazelcast-{member_port}.yaml"
         config = render_member_config(
             member_host=host,
@@ -113,17 +128,28 @@ def build_topology(
             graceful_max_wait=graceful_max_wait,
             database=database,
         )
+        files = [(config_path, config)]
+        jvm_options = []
+        if jmx_exporter_jar is not None:
+            files.append((exporter_config_path, jmx_exporter_config()))
+            jvm_options.append(
+                jmx_exporter_option(jmx_exporter_jar, host, exporter_port, exporter_config_path)
+            )
         specs.append(
             ProcessSpec(
                 name=f"member-{member_port}",
                 kind=Kind.MEMBER,
                 host=host,
                 port=member_port,
-                argv=tuple(member_command(jar, config_path, java=java, classpath=classpath)),
+                argv=tuple(
+                    member_command(
+                        jar, config_path, java=java, jvm_options=jvm_options, classpath=classpath
+                    )
+                ),
                 url=f"{host}:{member_port}",
                 ready_url=health_url(host, member_port, "ready"),
                 log_path=logs / f"member-{member_port}.log",
-                files=((config_path, config),),
+                files=tuple(files),
                 # The member's own bound on its graceful shutdown, plus the JVM's exit.
                 stop_timeout=graceful_max_wait + 10.0,
                 cluster_size=len(ports.members),
