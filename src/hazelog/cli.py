@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint, entry_points
 import click
 
 from hazelog import __version__
+from hazelog.check_config import check_config
 from hazelog.facade.cli import facade
 from hazelog.logging_service.cli import logging_service
 from hazelog.messages.cli import messages
@@ -68,6 +69,7 @@ def main() -> None:
     """hazelog: a message log on Sanic and Hazelcast."""
 
 
+main.add_command(check_config)
 main.add_command(facade)
 main.add_command(logging_service)
 main.add_command(messages)
