@@ -187,9 +187,14 @@ def test_check_diff_on_the_converged_deployment_changes_nothing(
 def test_tags_run_one_part_only(lab: Lab) -> None:
     code, output, _ = playbook("site.yml", "--tags", "facade", "--check")
     assert code == 0, output[-5000:]
-    assert "Deploy the facade" in output
-    assert "Deploy the Hazelcast members" not in output
-    assert "Install the hazelog runtime" not in output
+    # Ansible prints every play's header and runs every role's argument check (tagged
+    # always); the other tasks show which roles ran.
+    ran = {
+        line.split("[", 1)[1].split(" :", 1)[0]
+        for line in output.splitlines()
+        if line.startswith("TASK [") and " : " in line and "Validating arguments" not in line
+    }
+    assert ran == {"facade_service"}, ran
 
 
 def test_a_bad_member_option_stops_the_play_at_the_first_member(
