@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Usage: scripts/artifacts.sh DIR
 # Puts into DIR what the hosts install without internet access:
-#   DIR/hazelcast-5.7.0.jar  from Maven Central via `mvn dependency:copy`, checked against the
-#                            checksum recorded in artifacts/hazelcast.sha256;
-#   DIR/wheelhouse/          wheels of hazelog (the services: pyproject.toml + src/) and its
-#                            runtime dependencies for CPython 3.11 on Linux x86_64 (Debian 12),
-#                            plus requirements.txt pinning them. The controller's tools
-#                            (hazelog-tools, tools/) and their dependencies stay out of it.
-# Idempotent: a verified jar is not fetched again, and the wheelhouse is rebuilt only when
-# what goes into hazelog's wheel (pyproject.toml, README.md, src/) changed (or the building
-# Python did). Set PYTHON to build with another interpreter than the repo's .venv.
+#   DIR/hazelcast-5.7.0.jar     from Maven Central via `mvn dependency:copy`, checked against the
+#                               checksum recorded in artifacts/hazelcast.sha256;
+#   DIR/postgresql-42.7.4.jar   the PostgreSQL JDBC driver the members' MapStore uses, checked
+#                               against artifacts/postgresql.sha256;
+#   DIR/hazelog-mapstore.jar    hazelog's MapStore (mapstore/), built by Maven without its tests
+#                               (`make mapstore-test` runs them against a throwaway PostgreSQL);
+#   DIR/wheelhouse/             wheels of hazelog (the services: pyproject.toml + src/) and its
+#                               runtime dependencies for CPython 3.11 on Linux x86_64 (Debian
+#                               12), plus requirements.txt pinning them. The controller's tools
+#                               (hazelog-tools, tools/) and their dependencies stay out of it.
+# Idempotent: a verified jar is not fetched again, the MapStore jar is rebuilt only when
+# mapstore/ changed, and the wheelhouse only when what goes into hazelog's wheel
+# (pyproject.toml, README.md, src/) changed (or the building Python did). Set PYTHON to build
+# with another interpreter than the repo's .venv.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -23,13 +28,13 @@ dir=$(cd "$1" && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
 
 hazelcast_version=5.7.0
-jar=hazelcast-$hazelcast_version.jar
-checksums=$repo/artifacts/hazelcast.sha256
+postgresql_version=42.7.4
 
 log() { echo "artifacts: $*" >&2; }
 
+# jar_verified JAR CHECKSUMS: the jar is in DIR and matches its recorded checksum.
 jar_verified() {
-    [ -f "$dir/$jar" ] && (cd "$dir" && sha256sum --check --status "$checksums")
+    [ -f "$dir/$1" ] && (cd "$dir" && sha256sum --check --status "$2")
 }
 
 ensure_maven() {
@@ -44,28 +49,51 @@ ensure_maven() {
     apt-get install -y -qq --no-install-recommends maven >/dev/null
 }
 
-fetch_jar() {
+# maven ARGS...: quiet on success (Maven 3.8 prints stray colour codes even with -q -B), all of
+# it on failure.
+maven() {
     local output
-    if jar_verified; then
+    if ! output=$(mvn -q -B "$@" 2>&1); then
+        printf '%s\n' "$output" >&2
+        log "mvn $* failed"
+        exit 1
+    fi
+}
+
+# fetch_jar GROUP:ARTIFACT:VERSION CHECKSUMS
+fetch_jar() {
+    local coordinates=$1 checksums=$2 jar
+    jar=$(cut -d: -f2 <<<"$coordinates")-$(cut -d: -f3 <<<"$coordinates").jar
+    if jar_verified "$jar" "$checksums"; then
         return
     fi
     ensure_maven
     rm -f "$dir/$jar"
-    log "fetching com.hazelcast:hazelcast:$hazelcast_version"
-    # Quiet on success (Maven 3.8 prints stray colour codes even with -q -B), all of it on failure.
-    if ! output=$(mvn -q -B dependency:copy \
-        "-Dartifact=com.hazelcast:hazelcast:$hazelcast_version" "-DoutputDirectory=$dir" 2>&1); then
-        printf '%s\n' "$output" >&2
-        log "mvn dependency:copy failed"
-        exit 1
-    fi
-    if ! jar_verified; then
+    log "fetching $coordinates"
+    maven dependency:copy "-Dartifact=$coordinates" "-DoutputDirectory=$dir"
+    if ! jar_verified "$jar" "$checksums"; then
         # Never leave an unverified jar where a later run (or a role) would pick it up.
         mv "$dir/$jar" "$dir/$jar.rejected" 2>/dev/null || true
         log "$jar does not match $checksums (kept as $jar.rejected); not using it"
         exit 1
     fi
     log "$dir/$jar verified"
+}
+
+build_mapstore() {
+    local jar=$dir/hazelog-mapstore.jar stamp
+    stamp=$(cd "$repo" && find mapstore/pom.xml mapstore/src -type f -print0 | LC_ALL=C sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+    if [ -f "$jar" ] && [ "$(cat "$jar.stamp" 2>/dev/null)" = "$stamp" ]; then
+        return
+    fi
+    ensure_maven
+    log "building the MapStore jar"
+    maven -f "$repo/mapstore/pom.xml" -DskipTests package
+    cp "$repo/mapstore/target/hazelog-mapstore.jar" "$jar.new"
+    mv "$jar.new" "$jar"
+    echo "$stamp" > "$jar.stamp"
+    log "$jar built"
 }
 
 # What goes into hazelog's wheel: copied to a scratch directory and built there, so the build
@@ -117,5 +145,7 @@ build_wheelhouse() {
     log "$wheelhouse: $(grep -c . "$wheelhouse/requirements.txt") wheels"
 }
 
-fetch_jar
+fetch_jar "com.hazelcast:hazelcast:$hazelcast_version" "$repo/artifacts/hazelcast.sha256"
+fetch_jar "org.postgresql:postgresql:$postgresql_version" "$repo/artifacts/postgresql.sha256"
+build_mapstore
 build_wheelhouse

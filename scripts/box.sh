@@ -40,7 +40,10 @@ insecure_key=$( (find /usr/share/rubygems-integration /opt/vagrant -path '*/keys
 [ -n "$insecure_key" ] || { log "Vagrant's insecure public key (keys/vagrant.pub) is missing"; exit 1; }
 
 work=$(mktemp -d /var/tmp/hazelog-box.XXXXXX)
+# An interrupted build exits through the EXIT trap too: nothing half-built stays behind, and the
+# box is added only once it is whole.
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM HUP
 rootfs=$work/rootfs
 
 log "building $BOX_NAME (Debian $SUITE, ${#PACKAGES[@]} packages) in $work"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hazelog's checks and lab need, only those missing.
 # Why each: libsystemd-dev + pkg-config build systemd-python; a JRE runs Hazelcast members;
-# maven fetches the Hazelcast jar; vagrant, vagrant-lxc, lxc and sudo (vagrant-lxc runs
-# `sudo lxc-...` even as root) run the hosts; mmdebstrap builds their box; wrk drives the
-# benchmark; nft checks the firewall ruleset.
+# maven fetches the Hazelcast jar and builds the MapStore; vagrant, vagrant-lxc, lxc and sudo
+# (vagrant-lxc runs `sudo lxc-...` even as root) run the hosts; mmdebstrap builds their box;
+# wrk drives the benchmark; nft checks the firewall ruleset; postgresql gives the MapStore tests
+# and the integration tests a throwaway database server (they run initdb and pg_ctl
+# themselves; the package's own cluster is never used); chromium (headless) loads the /status
+# page in its browser test.
 set -euo pipefail
 
 packages=(libsystemd-dev pkg-config maven vagrant vagrant-lxc lxc sudo mmdebstrap wrk
-          openssh-client iproute2 rsync nftables)
+          openssh-client iproute2 rsync nftables postgresql chromium)
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 
 missing=()

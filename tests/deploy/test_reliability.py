@@ -2,7 +2,8 @@
 deployed Vagrant hosts (issue 5).
 
 The module's fixture brings the hosts up (`vagrant up`), deploys site.yml onto them
-(idempotent, so always run) and, if it had to create them, destroys them at the end. Tests run
+(idempotent, so always run) and, if it had to create them, destroys them at the end (unless
+HAZELOG_KEEP_HOSTS is set, as `make test` does for molecule). Tests run
 in file order; each leaves the cluster whole.
 Figures (sent, acknowledged, failed, lost, latencies) go to the terminal and .cache/figures/.
 """
@@ -10,6 +11,7 @@ Figures (sent, acknowledged, failed, lost, latencies) go to the terminal and .ca
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -65,8 +67,9 @@ def lab() -> Iterator[Lab]:
         wait_until(lambda: whole_and_safe(the_lab), RECOVERY_TIMEOUT, "the deployed cluster")
         yield the_lab
     finally:
-        # Leave the hosts as they were found: a user's running hosts stay up.
-        if created:
+        # Leave the hosts as they were found: a user's running hosts stay up. `make test`
+        # keeps them for molecule, which ends by destroying them.
+        if created and not os.environ.get("HAZELOG_KEEP_HOSTS"):
             run_vagrant("destroy", "-f")
 
 
@@ -295,7 +298,9 @@ def test_rolling_restart_under_load(lab: Lab, request: pytest.FixtureRequest) ->
     for instance in lab.instances:
         now = lab.unit_property(instance.host, instance.units[1], "InvocationID")
         assert now != invocations[instance.port], instance
-    assert whole_and_safe(lab)
+    # The playbook saw the last member back and the cluster safe from that host; a moment
+    # later every instance answers ready and every member reports the whole cluster safe.
+    wait_until(lambda: whole_and_safe(lab), RECOVERY_TIMEOUT, "cluster whole after the rollout")
 
 
 # -- messages service and logging instances down ----------------------------------------------

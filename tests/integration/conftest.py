@@ -10,7 +10,8 @@ import pytest
 
 from hazelog_tools.local.processes import tail
 from tests.conftest import require
-from tests.integration.support import JAR, Topology, start_topology
+from tests.integration import postgres as pg
+from tests.integration.support import JAR, MAPSTORE_JARS, Topology, start_topology
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,27 @@ def topology(hazelcast_jar: Path, tmp_path: Path) -> Iterator[Topology]:
     topology.stop_all()
 
 
+@pytest.fixture
+def postgres() -> Iterator[pg.Postgres]:
+    """A throwaway PostgreSQL server of the test's own (never the machine's cluster)."""
+    require(pg.available(), f"PostgreSQL binaries not found in {pg.BIN} (make system-deps)")
+    server = pg.start_postgres()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def durable_topology(
+    hazelcast_jar: Path, postgres: pg.Postgres, tmp_path: Path
+) -> Iterator[Topology]:
+    """A topology of the test's own whose members keep the map in `postgres`."""
+    for jar in MAPSTORE_JARS:
+        require(jar.is_file(), f"{jar} is missing (make artifacts builds and fetches it)")
+    topology = start_topology(tmp_path / "topology", hazelcast_jar, database=postgres.database)
+    yield topology
+    topology.stop_all()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -53,7 +75,7 @@ def pytest_runtest_makereport(
     report = yield
     if report.when == "call" and report.failed:
         funcargs = getattr(item, "funcargs", {})
-        for fixture in ("topology", "shared_topology"):
+        for fixture in ("topology", "shared_topology", "durable_topology"):
             topology = funcargs.get(fixture)
             if isinstance(topology, Topology):
                 for name, spec in topology.specs.items():

@@ -13,12 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hazelog_tools.local import processes
-from hazelog_tools.local.processes import Running, signal_process, stop, wait_exit
+from hazelog_tools.local.processes import (
+    Running,
+    signal_process,
+    start,
+    stop,
+    wait_exit,
+    wait_ready,
+)
 from hazelog_tools.local.runner import hazelog_command, start_all
 from hazelog_tools.local.topology import Kind, Ports, ProcessSpec, build_topology
+from hazelog_tools.member import MAPSTORE_JAR_NAME, MapStoreDatabase
 
 REPO = Path(__file__).resolve().parents[2]
 JAR = Path(os.environ.get("HAZELOG_JAR", REPO / ".cache/artifacts/hazelcast-5.7.0.jar"))
+# What a member keeping the map in PostgreSQL needs besides Hazelcast (make artifacts).
+MAPSTORE_JARS = (
+    JAR.parent / MAPSTORE_JAR_NAME,
+    JAR.parent / "postgresql-42.7.4.jar",
+)
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0
 _RECEIVED = re.compile(r"received (?P<uuid>[0-9a-f-]{36}): (?P<msg>.*)$")
@@ -89,6 +102,22 @@ class Topology:
             if process.popen is not None:
                 process.popen.wait(timeout=5)
 
+    def restart(self, *names: str) -> None:
+        """Start stopped processes again from their specs and wait until they are ready; each
+        earlier log is kept next to the new one (log.1, log.2, ...)."""
+        pairs = []
+        for name in names:
+            assert not self.alive(name), f"{name} is still running"
+            spec = self.specs[name]
+            generation = 1
+            while spec.log_path.with_suffix(f".log.{generation}").exists():
+                generation += 1
+            spec.log_path.rename(spec.log_path.with_suffix(f".log.{generation}"))
+            running = start(spec)
+            self.running[name] = running
+            pairs.append((spec, running))
+        wait_ready(pairs, START_TIMEOUT)
+
     def alive(self, name: str) -> bool:
         return self.running[name].alive()
 
@@ -98,12 +127,22 @@ class Topology:
             _live.remove(self)
 
 
-def start_topology(base_dir: Path, jar: Path = JAR) -> Topology:
+def start_topology(
+    base_dir: Path, jar: Path = JAR, database: MapStoreDatabase | None = None
+) -> Topology:
+    """The default topology on free ports; with `database`, its members keep the map there."""
     ports = Ports().shifted(free_port_offset())
     java = shutil.which("java")
     assert java is not None
     specs = build_topology(
-        ports, base_dir=base_dir, jar=jar, hazelog=hazelog_command(), java=java, host=HOST
+        ports,
+        base_dir=base_dir,
+        jar=jar,
+        hazelog=hazelog_command(),
+        java=java,
+        host=HOST,
+        database=database,
+        classpath=MAPSTORE_JARS if database is not None else (),
     )
     topology = Topology(ports=ports, specs={spec.name: spec for spec in specs})
     _live.append(topology)

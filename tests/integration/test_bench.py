@@ -20,6 +20,8 @@ from hazelog_tools.bench.results import (
     FACADE_POST,
     GET_DIRECT,
     GET_FACADE,
+    PAGE_DEEP,
+    PAGE_FIRST,
 )
 from tests.conftest import require
 
@@ -82,7 +84,9 @@ def test_every_stage_is_measured_without_errors(hazelcast_jar: Path, tmp_path: P
     measured = {(f["stage"], f["concurrency"]) for f in data["throughput"]}
     assert measured == {(stage, c) for stage in stages for c in (1, 4)}
     assert {(f["stage"], f["size"]) for f in data["get_by_size"]} == {
-        (stage, size) for stage in (GET_FACADE, GET_DIRECT) for size in (100, 1000)
+        (stage, size)
+        for stage in (GET_FACADE, GET_DIRECT, PAGE_FIRST, PAGE_DEEP)
+        for size in (100, 1000)
     }
     for figure in data["throughput"] + data["get_by_size"]:
         assert figure["errors"] == 0, figure

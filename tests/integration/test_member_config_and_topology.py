@@ -11,7 +11,16 @@ import pytest
 import yaml
 
 from hazelog_tools.local.topology import Kind, Ports, build_topology
-from hazelog_tools.member import JAVA_OPTIONS, TEMPLATE_NAME, member_command, render_member_config
+from hazelog_tools.member import (
+    JAVA_OPTIONS,
+    MEMBER_MAIN_CLASS,
+    TEMPLATE_NAME,
+    MapStoreDatabase,
+    log_capacity,
+    member_command,
+    member_entry_budget,
+    render_member_config,
+)
 
 MEMBERS = ["10.0.0.1:21000", "10.0.0.2:21001", "10.0.0.3:21002"]
 
@@ -96,6 +105,63 @@ def test_member_command_runs_the_jar_with_the_config() -> None:
     assert argv[-2:] == ["-jar", "/opt/h.jar"]
 
 
+def test_member_config_without_a_database_keeps_the_map_in_memory_only() -> None:
+    assert "map-store" not in rendered()["map"]["messages"]
+
+
+def test_member_config_with_a_database_writes_through_and_loads_eagerly() -> None:
+    database = MapStoreDatabase(
+        jdbc_url="jdbc:postgresql://10.0.0.9:5432/hazelog",
+        user="hazelog",
+        password='p"w: #1',
+        table="log",
+        max_entry_bytes=5_000_000,
+    )
+    store = rendered(database=database)["map"]["messages"]["map-store"]
+    assert store["enabled"] is True
+    assert store["class-name"] == "hazelog.mapstore.PostgresMessageStore"
+    assert store["initial-mode"] == "EAGER"
+    assert store["write-delay-seconds"] == 0
+    assert store["properties"] == {
+        "jdbc-url": "jdbc:postgresql://10.0.0.9:5432/hazelog",
+        "user": "hazelog",
+        "password": 'p"w: #1',
+        "table": "log",
+        "max-entry-bytes": "5000000",
+    }
+    assert 'p"w' not in repr(database)
+
+
+def test_log_capacity_follows_heap_members_and_backups() -> None:
+    heap = 256 * 2**20
+    assert member_entry_budget(heap) == int(heap * 0.3)
+    three = log_capacity(heap, members=3, backup_count=2, message_chars=100)
+    # backup-count 2 on 3 members: every member holds every entry, so 3 members hold what one
+    # does; fewer backups spread the entries and hold more.
+    assert three == log_capacity(heap, members=1, backup_count=0, message_chars=100)
+    assert log_capacity(heap, members=3, backup_count=1, message_chars=100) > three
+    assert log_capacity(2 * heap, members=3, backup_count=2, message_chars=100) >= 2 * three - 1
+    assert log_capacity(heap, members=3, backup_count=2, message_chars=1000) < three
+    with pytest.raises(ValueError, match="heap_bytes"):
+        member_entry_budget(0)
+
+
+def test_database_must_be_a_postgresql_jdbc_url() -> None:
+    with pytest.raises(ValueError, match="jdbc:postgresql"):
+        MapStoreDatabase(jdbc_url="postgresql://h/db", user="u", password="p")
+
+
+def test_member_command_with_jars_names_the_main_class() -> None:
+    argv = member_command(
+        Path("/opt/h.jar"),
+        Path("/etc/h.yaml"),
+        classpath=[Path("/opt/m.jar"), Path("/opt/pg.jar")],
+    )
+    assert "-jar" not in argv
+    assert argv[-3:] == ["-cp", "/opt/h.jar:/opt/m.jar:/opt/pg.jar", MEMBER_MAIN_CLASS]
+    assert "-Dhazelcast.config=/etc/h.yaml" in argv
+
+
 def test_default_topology() -> None:
     specs = build_topology(
         Ports(), base_dir=Path("/b"), jar=Path("/j.jar"), hazelog=["hazelog"], java="java"
@@ -147,9 +213,10 @@ def test_colliding_ports_are_rejected() -> None:
         Ports(facade=20000)
 
 
+@pytest.mark.parametrize("with_database", [False, True])
 @pytest.mark.parametrize(("trim_blocks", "lstrip_blocks"), [(False, False), (True, True)])
 def test_member_template_renders_alike_under_other_jinja_settings(
-    trim_blocks: bool, lstrip_blocks: bool
+    trim_blocks: bool, lstrip_blocks: bool, with_database: bool
 ) -> None:
     # The Ansible role renders this very file with its own Jinja settings.
     variables: dict[str, Any] = {
@@ -161,6 +228,14 @@ def test_member_template_renders_alike_under_other_jinja_settings(
         "backup_count": 2,
         "graceful_max_wait": 25,
     }
+    database = MapStoreDatabase("jdbc:postgresql://db:5432/hazelog", "u", "p")
+    if with_database:
+        variables |= {
+            "mapstore_jdbc_url": database.jdbc_url,
+            "mapstore_user": database.user,
+            "mapstore_password": database.password,
+            "mapstore_table": database.table,
+        }
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("hazelog_tools", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -168,4 +243,9 @@ def test_member_template_renders_alike_under_other_jinja_settings(
         lstrip_blocks=lstrip_blocks,
     )
     other = environment.get_template(TEMPLATE_NAME).render(**variables)
-    assert yaml.safe_load(other) == yaml.safe_load(render_member_config(**variables))
+    ours = render_member_config(
+        **{k: v for k, v in variables.items() if not k.startswith("mapstore_")},
+        database=database if with_database else None,
+    )
+    assert yaml.safe_load(other) == yaml.safe_load(ours)
+    assert ("map-store" in yaml.safe_load(other)["hazelcast"]["map"]["messages"]) == with_database

@@ -66,6 +66,10 @@ async def reject(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def log_full(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"error": "log_full", "detail": "the log is full: ..."}, status=507)
+
+
 async def messages_text(request: web.Request) -> web.StreamResponse:
     return web.Response(text="not implemented yet")
 
@@ -192,7 +196,9 @@ async def test_post_all_down_is_503_naming_every_attempt() -> None:
     assert body["detail"]
     assert {a["url"] for a in body["attempts"]} == {*urls, bad.url}
     errors = {a["url"]: a["error"] for a in body["attempts"]}
-    assert errors[bad.url] == "HTTP 503"
+    # The instance's own reason is kept, and the answer's detail ends with the last one.
+    assert errors[bad.url] == "HTTP 503 unavailable: cluster away"
+    assert body["detail"].endswith(f"; last: {body['attempts'][-1]['error']}")
     assert all(errors[u] for u in urls)
     # The instance that answered (badly) is alive: asked again until the deadline.
     assert [a["url"] for a in body["attempts"]].count(bad.url) >= 2
@@ -204,7 +210,7 @@ async def test_post_with_nothing_listening_is_503_at_once() -> None:
         status, body = await post_text(url, "m")
     assert status == 503
     assert sorted(a["url"] for a in body["attempts"]) == sorted(urls)
-    assert body["detail"] == "all 2 logging instance(s) failed"
+    assert body["detail"].startswith("all 2 logging instance(s) failed; last: ")
 
 
 async def test_post_client_error_from_logging_is_passed_on_without_failover() -> None:
@@ -217,6 +223,15 @@ async def test_post_client_error_from_logging_is_passed_on_without_failover() ->
     assert (status, body) == (400, {"error": "empty_message", "detail": "msg must not be empty"})
     assert len(rejecting.posted) == 1
     assert other.received == []
+
+
+async def test_post_log_full_is_passed_on_as_507_without_retrying() -> None:
+    # Every instance shares one map: when one is out of room, all are; asking again (as for
+    # a 503) would only hold the client until the deadline.
+    async with fake_backend(log_full) as full, facade(config([full.url])) as url:
+        status, body = await post_text(url, "m")
+    assert (status, body) == (507, {"error": "log_full", "detail": "the log is full: ..."})
+    assert len(full.posted) == 1
 
 
 # --- bad input: rejected before any logging instance is contacted -------------------------
@@ -356,6 +371,6 @@ def test_json_shapes_are_stable() -> None:
     assert response.status == 503
     assert json.loads(response.body or b"") == {
         "error": "no_logging_instance",
-        "detail": "d",
+        "detail": "d; last: e",
         "attempts": [{"url": "http://a/", "error": "e"}],
     }

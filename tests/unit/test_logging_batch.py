@@ -11,7 +11,7 @@ import pytest
 from hazelog.logging_service.app import MAX_BATCH
 from hazelog.logging_service.store import StoredMessage
 from tests.unit.servers import fetch_json
-from tests.unit.test_logging_service import U1, U2, U3, FakeStore, logging_instance
+from tests.unit.test_logging_service import LOG_FULL, U1, U2, U3, FakeStore, logging_instance
 
 
 async def post_batch(url: str, body: Any) -> tuple[int, Any]:
@@ -75,6 +75,19 @@ async def test_a_store_failure_fails_the_whole_batch_with_503() -> None:
     async with logging_instance(store) as url:
         status, answer = await post_batch(url, {"messages": [{"uuid": U1, "msg": "m"}]})
     assert (status, answer["error"]) == (503, "store_unavailable")
+
+
+async def test_a_full_log_gives_each_message_its_507_and_keeps_the_batch_answer() -> None:
+    store = FakeStore()
+    store.failing_writes = LOG_FULL
+    messages = [{"uuid": U1, "msg": "a"}, {"uuid": "nope", "msg": "b"}]
+    async with logging_instance(store) as url:
+        status, answer = await post_batch(url, {"messages": messages})
+    assert status == 200
+    full, invalid = answer["results"]
+    assert (full["uuid"], full["status"], full["error"]) == (U1, 507, "log_full")
+    assert (invalid["status"], invalid["error"]) == (400, "invalid_uuid")
+    assert store.data == {}
 
 
 async def test_a_repeated_batch_stores_nothing_twice() -> None:

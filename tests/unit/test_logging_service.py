@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from hazelcast.errors import OperationTimeoutError
+from hazelcast.errors import HazelcastError, OperationTimeoutError
 
 from hazelog.config import LoggingConfig
 from hazelog.logging_service.app import create_app
@@ -31,6 +31,8 @@ class FakeStore:
         self.data: dict[str, StoredMessage] = {}
         self.connected = True
         self.failing = False
+        self.failure = "invocation timed out"
+        self.failing_writes: str | None = None
         self.closed = False
 
     def problem(self) -> str | None:
@@ -38,7 +40,9 @@ class FakeStore:
 
     async def put_if_absent(self, message: StoredMessage) -> StoredMessage | None:
         if self.failing:
-            raise OperationTimeoutError("invocation timed out")
+            raise OperationTimeoutError(self.failure)
+        if self.failing_writes is not None:
+            raise HazelcastError(self.failing_writes)
         previous = self.data.get(message.uuid)
         if previous is None:
             self.data[message.uuid] = message
@@ -46,8 +50,26 @@ class FakeStore:
 
     async def all_json(self) -> list[str]:
         if self.failing:
-            raise OperationTimeoutError("invocation timed out")
+            raise OperationTimeoutError(self.failure)
         return [message_json(message) for message in self.data.values()]
+
+    async def size(self) -> int:
+        if self.failing:
+            raise OperationTimeoutError("invocation timed out")
+        return len(self.data)
+
+    async def range_json(self, low: int, high: int) -> list[str]:
+        if self.failing:
+            raise OperationTimeoutError("invocation timed out")
+        return [message_json(m) for m in self.data.values() if low <= m.accepted_at <= high]
+
+    async def first_accepted_at(self) -> int | None:
+        if self.failing:
+            raise OperationTimeoutError("invocation timed out")
+        return min((m.accepted_at for m in self.data.values()), default=None)
+
+    def members(self) -> list[str]:
+        return [] if not self.connected else list(CONFIG.members)
 
     async def close(self) -> None:
         self.closed = True
@@ -234,6 +256,42 @@ async def test_store_errors_become_503_json() -> None:
         got, listed = await fetch_json("GET", url + "/")
     assert (posted, answer["error"]) == (503, "store_unavailable")
     assert (got, listed["error"]) == (503, "store_unavailable")
+
+
+async def test_store_error_detail_is_the_first_line_without_the_members_stack_trace() -> None:
+    store = FakeStore()
+    store.failing = True
+    store.failure = (
+        "Exception from server: hazelog.mapstore.StoreUnavailableException: PostgreSQL"
+        " unavailable: connection refused\n \tat hazelog.mapstore.X.run(X.java:1)\n\tat y"
+    )
+    async with logging_instance(store) as url:
+        posted, answer = await post(url, {"uuid": U1, "msg": "m"})
+    assert posted == 503
+    assert answer["detail"] == (
+        "could not store: Exception from server: hazelog.mapstore.StoreUnavailableException:"
+        " PostgreSQL unavailable: connection refused"
+    )
+
+
+LOG_FULL = (
+    "Exception from server: hazelog.mapstore.LogFullException: log_full: this member's entries"
+    " would take 900 bytes, more than the 800 it may hold (max-entry-bytes)\n\tat x.y(Z.java:1)"
+)
+
+
+async def test_a_full_log_is_507_log_full_and_reads_keep_working() -> None:
+    store = FakeStore()
+    store.data[U2] = StoredMessage(U2, "kept", 1)
+    async with logging_instance(store) as url:
+        store.failing_writes = LOG_FULL
+        posted, answer = await post(url, {"uuid": U1, "msg": "m"})
+        got, listed = await fetch_json("GET", url + "/")
+    assert (posted, answer["error"]) == (507, "log_full")
+    assert answer["detail"].startswith("the log is full: ")
+    assert "Z.java" not in answer["detail"]
+    assert got == 200
+    assert [m["uuid"] for m in listed["messages"]] == [U2]
 
 
 async def test_opening_the_store_is_retried_after_a_failure(

@@ -18,7 +18,7 @@ from hazelog.config import LoggingConfig, MessagesConfig
 from hazelog.logging_service.app import create_app as create_logging_app
 from hazelog.logging_service.store import MessageStore
 from hazelog.messages.app import create_app as create_messages_app
-from hazelog.web.app import build_app
+from hazelog.web.app import ServiceContext, build_app
 from hazelog.web.logs import setup_logging, under_systemd
 from hazelog.web.sdnotify import notify, watchdog_interval
 from tests.unit.servers import fetch, fetch_json, serve_app, wait_until
@@ -28,7 +28,7 @@ from tests.unit.test_logging_service import FakeStore
 async def test_unexpected_exception_is_a_json_500_without_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = build_app("hazelog-test-boom", MessagesConfig())
+    app = build_app("hazelog-test-boom", ServiceContext(MessagesConfig()))
 
     @app.get("/boom")
     async def boom(request: Request) -> HTTPResponse:

@@ -4,23 +4,31 @@ failover), and reads them back together with the messages service's text."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 import uuid as uuidlib
+from json import dumps
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from sanic import Request
-from sanic.response import HTTPResponse, json, text
+from prometheus_client import Gauge
+from sanic import Blueprint, Request, Sanic
+from sanic.config import Config
+from sanic.response import HTTPResponse, html, json, text
 
 from hazelog.config import FacadeConfig
 from hazelog.facade.backends import (
+    MessageStream,
     Rejection,
     Stored,
-    get_messages,
+    get_page,
     get_text,
     instance_ready,
+    instance_status,
+    open_messages,
     post_batch,
     post_message,
 )
@@ -34,11 +42,14 @@ from hazelog.facade.failover import (
     call_with_hedging,
 )
 from hazelog.facade.idempotency import HEADER, idempotency_key, message_uuid
+from hazelog.facade.metrics import FacadeMetrics
 from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
 from hazelog.facade.plain_text import render_lines
-from hazelog.web.app import App, build_app, readiness
+from hazelog.facade.status import render_page, status_document
+from hazelog.web.app import ServiceApp, ServiceContext, build_app
 from hazelog.web.body import is_json, read_json_object, read_text, require_message
 from hazelog.web.errors import ApiError, error_body
+from hazelog.web.paging import Cursor, next_link, page_query
 
 log = logging.getLogger("hazelog.facade")
 
@@ -58,6 +69,8 @@ MAX_BATCH_BYTES = 256 * 1024
 RETRY_AFTER = (1, 3)
 # Seconds between the facade's checks of every logging instance's /ready (for its own).
 READY_POLL_INTERVAL = 1.0
+# Characters per chunk of a streamed whole-log answer.
+CHUNK_BYTES = 64 * 1024
 
 
 def payload_size(payload: dict[str, Any]) -> int:
@@ -65,7 +78,7 @@ def payload_size(payload: dict[str, Any]) -> int:
     return 6 * len(payload["msg"]) + 128
 
 
-def message_from_request(request: Request, max_bytes: int) -> str:
+def message_from_request(request: Request[Any, Any], max_bytes: int) -> str:
     """The message text: a JSON {"msg": ...} body, or else the body itself as text (curl -d
     sends form-encoded, and that counts as text too)."""
     if is_json(request):
@@ -83,7 +96,10 @@ def unavailable(exc: NoInstanceAvailable) -> HTTPResponse:
     return json(
         {
             "error": "no_logging_instance",
-            "detail": exc.detail,
+            # The last failure says why (e.g. the instances' database is down).
+            "detail": f"{exc.detail}; last: {exc.attempts[-1].error}"
+            if exc.attempts
+            else exc.detail,
             "attempts": [a.as_json() for a in exc.attempts],
         },
         status=503,
@@ -98,147 +114,297 @@ def overloaded(exc: BatcherFull, seconds: int) -> HTTPResponse:
     )
 
 
-def create_app(
-    config: FacadeConfig, clock: Clock = time.monotonic, rng: random.Random | None = None
-) -> App:
-    app = build_app("hazelog-facade", config)
-    pool = InstancePool([str(u) for u in config.logging_urls], config.cooldown, clock, rng)
-    retry_rng = rng or random.Random()
-    messages_url = str(config.messages_url)
-    app.ctx.pool = pool
-    app.ctx.session = None
-    app.ctx.ready_instances = set()
+class FacadeContext(ServiceContext):
+    """The facade's state: the logging instances (pool, readiness), the HTTP client session
+    (open while the server runs) and the batcher that carries POSTs to the instances."""
 
-    def session() -> aiohttp.ClientSession:
-        value: aiohttp.ClientSession = app.ctx.session
-        return value
+    config: FacadeConfig
 
-    @app.before_server_start
-    async def open_resources(app: App) -> None:
-        app.ctx.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=config.request_timeout),
+    def __init__(self, config: FacadeConfig, clock: Clock, rng: random.Random | None) -> None:
+        super().__init__(config)
+        self.config = config
+        self.pool = InstancePool(
+            [str(u) for u in config.logging_urls],
+            config.cooldown,
+            clock,
+            rng,
+            on_cooldown=self._cooled_down,
+        )
+        self.stats = FacadeMetrics(self.metrics, self.pool)
+        self.retry_rng = rng or random.Random()
+        self.messages_url = str(config.messages_url)
+        self.openapi = openapi_document(config.max_body_bytes)
+        self.ready_instances: set[str] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self.batcher: Batcher[dict[str, Any], Stored | Rejection] = Batcher(
+            functools.partial(send, self),
+            max_in_flight=max(MIN_IN_FLIGHT, BATCHES_PER_INSTANCE * len(self.pool.urls)),
+            max_batch=MAX_BATCH,
+            max_size=MAX_BATCH_BYTES,
+            size=payload_size,
+            max_pending=config.max_pending,
+        )
+        Gauge(
+            "hazelog_facade_pending_messages",
+            "Messages the facade holds: batched or on their way to a logging instance",
+            registry=self.metrics.registry,
+        ).set_function(lambda: self.batcher.pending)
+
+    def _cooled_down(self, url: str) -> None:
+        self.stats.cooled_down(url)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the facade's HTTP session is open only while the server runs")
+        return self._session
+
+    def no_instance_ready(self) -> str | None:
+        if self.ready_instances:
+            return None
+        return f"none of the {len(self.pool.urls)} logging instance(s) is ready"
+
+    async def open_session(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
             raise_for_status=False,
         )
-        readiness(app).mark_resources_ready()
 
-    def no_instance_ready() -> str | None:
-        if app.ctx.ready_instances:
-            return None
-        return f"none of the {len(pool.urls)} logging instance(s) is ready"
+    async def close_session(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    readiness(app).check = no_instance_ready
 
-    async def watch_instances() -> None:
-        while True:
-            ready = await asyncio.gather(
-                *(instance_ready(session(), url, config.request_timeout) for url in pool.urls)
-            )
-            app.ctx.ready_instances = {url for url, ok in zip(pool.urls, ready, strict=True) if ok}
-            await asyncio.sleep(READY_POLL_INTERVAL)
+FacadeApp = ServiceApp[FacadeContext]
+FacadeRequest = Request[Sanic[Config, FacadeContext], SimpleNamespace]
 
-    @app.after_server_start
-    async def start_watching(app: App) -> None:
-        # Cancelled with the other background tasks when the server stops.
-        app.ctx.background.append(asyncio.create_task(watch_instances()))
+routes = Blueprint("facade")
 
-    @app.after_server_stop
-    async def close_resources(app: App) -> None:
-        # Requests have drained by now: whatever is still batched has no client waiting.
-        await batcher.close()
-        if app.ctx.session is not None:
-            await app.ctx.session.close()
-            app.ctx.session = None
 
-    document = openapi_document(config.max_body_bytes)
+async def send(
+    ctx: FacadeContext, payloads: list[dict[str, Any]], seconds: float
+) -> list[Stored | Rejection]:
+    """Store one batch through one logging instance, with failover for all of it."""
+    ctx.stats.batch_size.observe(len(payloads))
+    if len(payloads) == 1:
+        [payload] = payloads
 
-    @app.get(OPENAPI_PATH)
-    async def openapi(request: Request) -> HTTPResponse:
-        return json(document)
+        async def store_one(url: str) -> Stored | Rejection:
+            return await post_message(ctx.session, url, payload)
 
-    async def send(payloads: list[dict[str, Any]], seconds: float) -> list[Stored | Rejection]:
-        """Store one batch through one logging instance, with failover for all of it."""
-        if len(payloads) == 1:
-            [payload] = payloads
+        return [await call_with_failover(ctx.pool, ctx.stats.counted(store_one), seconds)]
 
-            async def store_one(url: str) -> Stored | Rejection:
-                return await post_message(session(), url, payload)
+    async def store_batch(url: str) -> list[Stored | Rejection]:
+        return await post_batch(ctx.session, url, payloads)
 
-            return [await call_with_failover(pool, store_one, seconds)]
+    return await call_with_failover(ctx.pool, ctx.stats.counted(store_batch), seconds)
 
-        async def store_batch(url: str) -> list[Stored | Rejection]:
-            return await post_batch(session(), url, payloads)
 
-        return await call_with_failover(pool, store_batch, seconds)
+async def watch_instances(ctx: FacadeContext) -> None:
+    urls, timeout = ctx.pool.urls, ctx.config.request_timeout
+    while True:
+        ready = await asyncio.gather(*(instance_ready(ctx.session, url, timeout) for url in urls))
+        ctx.ready_instances = {url for url, ok in zip(urls, ready, strict=True) if ok}
+        await asyncio.sleep(READY_POLL_INTERVAL)
 
-    batcher: Batcher[dict[str, Any], Stored | Rejection] = Batcher(
-        send,
-        max_in_flight=max(MIN_IN_FLIGHT, BATCHES_PER_INSTANCE * len(pool.urls)),
-        max_batch=MAX_BATCH,
-        max_size=MAX_BATCH_BYTES,
-        size=payload_size,
-        max_pending=config.max_pending,
-    )
-    app.ctx.batcher = batcher
 
-    @app.post("/")
-    async def accept(request: Request) -> HTTPResponse:
-        # Validate first: a rejected request never reaches a logging instance.
-        key = idempotency_key(request)
-        msg = message_from_request(request, config.max_body_bytes)
-        # One UUID and accept time per message, whichever instance ends up storing it; with
-        # a key, the same UUID for every retry, so the instances store it once.
-        uuid = message_uuid(key) if key is not None else str(uuidlib.uuid4())
-        payload = {"uuid": uuid, "msg": msg, "accepted_at": time.time_ns()}
+async def open_resources(app: FacadeApp) -> None:
+    await app.ctx.open_session()
+    app.ctx.readiness.mark_resources_ready()
+
+
+async def start_watching(app: FacadeApp) -> None:
+    # Cancelled with the other background tasks when the server stops.
+    app.ctx.background.append(asyncio.create_task(watch_instances(app.ctx)))
+
+
+async def close_resources(app: FacadeApp) -> None:
+    # Requests have drained by now: whatever is still batched has no client waiting.
+    await app.ctx.batcher.close()
+    await app.ctx.close_session()
+
+
+@routes.get(OPENAPI_PATH)
+async def openapi(request: FacadeRequest) -> HTTPResponse:
+    return json(request.app.ctx.openapi)
+
+
+@routes.post("/")
+async def accept(request: FacadeRequest) -> HTTPResponse:
+    ctx = request.app.ctx
+    # Validate first: a rejected request never reaches a logging instance.
+    key = idempotency_key(request)
+    msg = message_from_request(request, ctx.config.max_body_bytes)
+    # One UUID and accept time per message, whichever instance ends up storing it; with
+    # a key, the same UUID for every retry, so the instances store it once.
+    uuid = message_uuid(key) if key is not None else str(uuidlib.uuid4())
+    payload = {"uuid": uuid, "msg": msg, "accepted_at": time.time_ns()}
+    try:
+        result = await ctx.batcher.submit(payload, ctx.config.deadline)
+    except NoInstanceAvailable as exc:
+        log.warning("no logging instance stored %s: %s", uuid, exc.detail)
+        return unavailable(exc)
+    except BatcherFull as exc:
+        return overloaded(exc, ctx.retry_rng.randint(*RETRY_AFTER))
+    except BatcherError as exc:
+        log.warning("message %s not stored: %s", uuid, exc)
+        return json(error_body("unavailable", f"message not stored: {exc}"), status=503)
+    if isinstance(result, Rejection):
+        if key is not None and result.body.get("error") == "uuid_conflict":
+            detail = f"{HEADER} was used before with another message"
+            return json(error_body("idempotency_key_reused", detail), status=422)
+        return json(result.body, status=result.status)
+    # Without a key, a 200 can only be this request's own earlier attempt (failover).
+    status = 201 if key is None or result.created else 200
+    ctx.stats.accepted.labels(str(status)).inc()
+    return json({"uuid": uuid}, status=status)
+
+
+async def fetch_text(ctx: FacadeContext) -> tuple[str | None, str | None]:
+    try:
+        return await get_text(ctx.session, ctx.messages_url), None
+    except (BackendFailure, TimeoutError) as exc:
+        reason = str(exc) or "timed out"
+        log.warning("messages service %s unreachable: %s", ctx.messages_url, reason)
+        return None, f"messages service unreachable ({ctx.messages_url}): {reason}"
+
+
+class Chunks:
+    """Pieces of a streamed answer, sent in chunks of about CHUNK_BYTES (not one write per
+    message, nor the whole log at once)."""
+
+    def __init__(self, response: HTTPResponse) -> None:
+        self._response = response
+        self._pieces: list[str] = []
+        self._size = 0
+
+    async def add(self, piece: str) -> None:
+        self._pieces.append(piece)
+        self._size += len(piece)
+        if self._size >= CHUNK_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._pieces:
+            await self._response.send("".join(self._pieces))
+            self._pieces, self._size = [], 0
+
+
+@routes.get("/")
+async def read_all(request: FacadeRequest) -> HTTPResponse | None:
+    """The whole log then the messages text, streamed; with `limit`/`after`, one page."""
+    ctx = request.app.ctx
+    config = ctx.config
+    query = page_query(request)
+    wants_json = request.accept.match("text/plain", "application/json") == "application/json"
+    if query is not None:
+        return await read_page(request, *query, wants_json)
+    text_task = asyncio.create_task(fetch_text(ctx))
+
+    async def start(url: str) -> MessageStream:
+        return await open_messages(ctx.session, url, config.deadline)
+
+    try:
+        stream = await call_with_hedging(
+            ctx.pool, ctx.stats.counted(start), config.deadline, config.request_timeout
+        )
+    except NoInstanceAvailable as exc:
+        text_task.cancel()
+        return unavailable(exc)
+    except BaseException:
+        text_task.cancel()  # never leave the concurrent fetch running behind us
+        raise
+    service_text, warning = await text_task
+    warnings = [warning] if warning else []
+    # From here on the answer streams: a logging instance lost midway cuts it (the client
+    # sees an incomplete answer, never a wrong one), as there is no status left to change.
+    try:
+        await stream_log(request, stream, service_text, warnings, wants_json)
+    except BackendFailure as exc:
+        log.warning("the whole-log stream from a logging instance broke: %s", exc)
+        # Nothing sent yet (the first chunk is still buffered): a clean 503; else a cut.
+        raise ApiError(503, "unavailable", f"the log could not be read whole: {exc}") from exc
+    return None
+
+
+async def stream_log(
+    request: FacadeRequest,
+    stream: MessageStream,
+    service_text: str | None,
+    warnings: list[str],
+    wants_json: bool,
+) -> None:
+    if wants_json:
+        response = await request.respond(content_type="application/json")
+        chunks = Chunks(response)
+        await chunks.add('{"messages":[')
+        separator = ""
+        async for message in stream.messages():
+            await chunks.add(separator + dumps(message, ensure_ascii=False))
+            separator = ","
+        tail = {"text": service_text, "warnings": warnings}
+        await chunks.add("]," + dumps(tail, ensure_ascii=False)[1:])
+        await chunks.flush()
+        await response.eof()
+        return
+    headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
+    response = await request.respond(content_type="text/plain; charset=utf-8", headers=headers)
+    chunks = Chunks(response)
+    async for message in stream.messages():
+        await chunks.add(render_lines([message["msg"]]))
+    await chunks.add(render_lines([service_text] if service_text is not None else []))
+    await chunks.flush()
+    await response.eof()
+
+
+async def read_page(
+    request: FacadeRequest, after: Cursor | None, limit: int, wants_json: bool
+) -> HTTPResponse:
+    ctx = request.app.ctx
+    cursor = str(after) if after is not None else None
+
+    async def fetch(url: str) -> tuple[list[dict[str, Any]], Cursor | None]:
+        messages, next_text = await get_page(ctx.session, url, cursor, limit)
         try:
-            result = await batcher.submit(payload, config.deadline)
-        except NoInstanceAvailable as exc:
-            log.warning("no logging instance stored %s: %s", uuid, exc.detail)
-            return unavailable(exc)
-        except BatcherFull as exc:
-            return overloaded(exc, retry_rng.randint(*RETRY_AFTER))
-        except BatcherError as exc:
-            log.warning("message %s not stored: %s", uuid, exc)
-            return json(error_body("unavailable", f"message not stored: {exc}"), status=503)
-        if isinstance(result, Rejection):
-            if key is not None and result.body.get("error") == "uuid_conflict":
-                detail = f"{HEADER} was used before with another message"
-                return json(error_body("idempotency_key_reused", detail), status=422)
-            return json(result.body, status=result.status)
-        # Without a key, a 200 can only be this request's own earlier attempt (failover).
-        status = 201 if key is None or result.created else 200
-        return json({"uuid": uuid}, status=status)
+            return messages, Cursor.parse(next_text) if next_text is not None else None
+        except ApiError as exc:
+            raise BackendFailure("the page's next cursor is not a cursor") from exc
 
-    async def fetch_text() -> tuple[str | None, str | None]:
-        try:
-            return await get_text(session(), messages_url), None
-        except (BackendFailure, TimeoutError) as exc:
-            reason = str(exc) or "timed out"
-            log.warning("messages service %s unreachable: %s", messages_url, reason)
-            return None, f"messages service unreachable ({messages_url}): {reason}"
+    try:
+        messages, next_cursor = await call_with_failover(
+            ctx.pool, ctx.stats.counted(fetch), ctx.config.deadline
+        )
+    except NoInstanceAvailable as exc:
+        return unavailable(exc)
+    headers = {}
+    if next_cursor is not None:
+        headers["Link"] = next_link(request, next_cursor, limit)
+    if wants_json:
+        next_text = str(next_cursor) if next_cursor is not None else None
+        return json({"messages": messages, "next": next_text}, headers=headers)
+    return text(render_lines(m["msg"] for m in messages), headers=headers)
 
-    @app.get("/")
-    async def read_all(request: Request) -> HTTPResponse:
-        text_task = asyncio.create_task(fetch_text())
 
-        async def fetch(url: str) -> list[dict[str, Any]]:
-            return await get_messages(session(), url, seconds=config.deadline)
+@routes.get("/status")
+async def status(request: FacadeRequest) -> HTTPResponse:
+    ctx = request.app.ctx
+    urls, timeout = ctx.pool.urls, ctx.config.request_timeout
+    answers = await asyncio.gather(*(instance_status(ctx.session, url, timeout) for url in urls))
+    document = status_document(ctx.pool, ctx.stats, list(answers))
+    # A browser asks for text/html first; curl (*/*) and scripts get JSON.
+    if request.accept.match("application/json", "text/html") == "text/html":
+        return html(render_page(document))
+    return json(document)
 
-        try:
-            messages = await call_with_hedging(pool, fetch, config.deadline, config.request_timeout)
-        except NoInstanceAvailable as exc:
-            text_task.cancel()
-            return unavailable(exc)
-        except BaseException:
-            text_task.cancel()  # never leave the concurrent fetch running behind us
-            raise
-        service_text, warning = await text_task
-        warnings = [warning] if warning else []
-        if request.accept.match("text/plain", "application/json") == "application/json":
-            return json({"messages": messages, "text": service_text, "warnings": warnings})
-        lines = [m["msg"] for m in messages]
-        if service_text is not None:
-            lines.append(service_text)
-        headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
-        return text(render_lines(lines), headers=headers)
 
+def create_app(
+    config: FacadeConfig, clock: Clock = time.monotonic, rng: random.Random | None = None
+) -> FacadeApp:
+    app = build_app("hazelog-facade", FacadeContext(config, clock, rng))
+    app.ctx.readiness.check = app.ctx.no_instance_ready
+    app.blueprint(routes)
+    app.before_server_start(open_resources)
+    app.after_server_start(start_watching)
+    app.after_server_stop(close_resources)
     return app

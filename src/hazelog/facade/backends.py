@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,32 @@ def _transport_failure(exc: aiohttp.ClientError) -> BackendFailure:
     return BackendFailure(_describe(exc), unreachable=unreachable)
 
 
+# The log is full: no instance has room, so it is an answer for the client, not a failover.
+INSUFFICIENT_STORAGE = 507
+
+
+async def _error_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        body = json.loads(await response.read())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body
+    return {"error": "rejected", "detail": f"HTTP {response.status}"}
+
+
+async def _server_failure(response: aiohttp.ClientResponse) -> BackendFailure:
+    """A 5xx, with the instance's own reason when it gave one (e.g. the database is down),
+    so that the facade's 503 can name the cause."""
+    try:
+        body = json.loads(await response.read())
+    except (UnicodeDecodeError, json.JSONDecodeError, aiohttp.ClientError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return BackendFailure(f"HTTP {response.status} {body['error']}: {body.get('detail', '')}")
+    return BackendFailure(f"HTTP {response.status}")
+
+
 async def _read_json(response: aiohttp.ClientResponse) -> Any:
     raw = await response.read()
     try:
@@ -64,8 +90,10 @@ async def post_message(
         async with session.post(
             url, data=data, headers={"Content-Type": "application/json"}
         ) as response:
+            if response.status == INSUFFICIENT_STORAGE:
+                return Rejection(response.status, await _error_body(response))
             if response.status >= 500:
-                raise BackendFailure(f"HTTP {response.status}")
+                raise await _server_failure(response)
             body = await _read_json(response)
             if response.status in (200, 201):
                 # Anything but our UUID back means we did not talk to a logging instance.
@@ -98,7 +126,7 @@ async def post_batch(
             batch_url(url), data=data, headers={"Content-Type": "application/json"}
         ) as response:
             if response.status >= 500:
-                raise BackendFailure(f"HTTP {response.status}")
+                raise await _server_failure(response)
             if response.status != 200:
                 body = None
             else:
@@ -123,7 +151,7 @@ def _batch_result(payload: dict[str, Any], result: Any) -> Stored | Rejection:
         if result.get("uuid") != payload["uuid"]:
             raise BackendFailure(f"batch result {status} without the message's uuid")
         return Stored(created=status == 201)
-    if 400 <= status < 500:
+    if 400 <= status < 500 or status == INSUFFICIENT_STORAGE:
         error, detail = result.get("error"), result.get("detail")
         if not isinstance(error, str) or not isinstance(detail, str):
             error, detail = "rejected", f"HTTP {status}"
@@ -138,27 +166,6 @@ def _valid_message(item: Any) -> bool:
         and isinstance(item.get("msg"), str)
         and isinstance(item.get("accepted_at"), int)
     )
-
-
-async def get_messages(
-    session: aiohttp.ClientSession, url: str, seconds: float | None = None
-) -> list[dict[str, Any]]:
-    """All messages from one logging instance, in its (accept-time) order. `seconds`
-    replaces the session's timeout: reading a big log takes longer than storing a message."""
-    request_timeout = aiohttp.ClientTimeout(total=seconds) if seconds is not None else None
-    try:
-        async with session.get(
-            url, headers={"Accept": "application/json"}, timeout=request_timeout
-        ) as response:
-            if response.status != 200:
-                raise BackendFailure(f"HTTP {response.status}")
-            body = await _read_json(response)
-    except aiohttp.ClientError as exc:
-        raise _transport_failure(exc) from exc
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list) or not all(_valid_message(m) for m in messages):
-        raise BackendFailure("response is not a message list")
-    return [{"uuid": m["uuid"], "msg": m["msg"], "accepted_at": m["accepted_at"]} for m in messages]
 
 
 async def get_text(session: aiohttp.ClientSession, url: str) -> str:
@@ -184,3 +191,122 @@ async def instance_ready(session: aiohttp.ClientSession, url: str, seconds: floa
             return response.status == 200
     except (aiohttp.ClientError, TimeoutError):
         return False
+
+
+async def instance_status(
+    session: aiohttp.ClientSession, url: str, seconds: float
+) -> dict[str, Any] | None:
+    """A logging instance's GET /status, None when it does not answer it with JSON."""
+    try:
+        async with session.get(
+            url.rstrip("/") + "/status", timeout=aiohttp.ClientTimeout(total=seconds)
+        ) as response:
+            body = json.loads(await response.read())
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _checked_message(item: Any) -> dict[str, Any]:
+    if not _valid_message(item):
+        raise BackendFailure("response is not a message list")
+    return {"uuid": item["uuid"], "msg": item["msg"], "accepted_at": item["accepted_at"]}
+
+
+async def get_page(
+    session: aiohttp.ClientSession, url: str, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the log from one logging instance: its messages and the next cursor."""
+    params = {"limit": str(limit)}
+    if after is not None:
+        params["after"] = after
+    try:
+        async with session.get(
+            url, params=params, headers={"Accept": "application/json"}
+        ) as response:
+            if response.status != 200:
+                raise BackendFailure(f"HTTP {response.status}")
+            body = await _read_json(response)
+    except aiohttp.ClientError as exc:
+        raise _transport_failure(exc) from exc
+    messages = body.get("messages") if isinstance(body, dict) else None
+    next_cursor = body.get("next") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not (next_cursor is None or isinstance(next_cursor, str)):
+        raise BackendFailure("response is not a page")
+    return [_checked_message(m) for m in messages], next_cursor
+
+
+# The whole log as a logging instance streams it: this line, then one message per line (a
+# comma after each but the last), then "]}". JSON escapes every line break inside a message.
+STREAM_HEAD = b'{"messages":['
+STREAM_TAIL = b"]}"
+
+
+@dataclass
+class MessageStream:
+    """The whole log from one logging instance, read message by message (see `messages`)."""
+
+    response: aiohttp.ClientResponse
+    buffered: list[dict[str, Any]] | None  # an answer not in lines (an older instance)
+
+    async def messages(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            if self.buffered is not None:
+                for message in self.buffered:
+                    yield message
+                return
+            while True:
+                raw = await self.response.content.readline()
+                if not raw:
+                    raise BackendFailure("the message stream was cut")
+                line = raw.rstrip(b"\r\n")
+                if line == STREAM_TAIL:
+                    return
+                if not line:
+                    continue
+                try:
+                    item = json.loads(line.removesuffix(b","))
+                except ValueError as exc:
+                    raise BackendFailure("a streamed message is not JSON") from exc
+                yield _checked_message(item)
+        except aiohttp.ClientError as exc:
+            raise _transport_failure(exc) from exc
+        finally:
+            self.response.close()
+
+
+async def open_messages(
+    session: aiohttp.ClientSession, url: str, read_timeout: float
+) -> MessageStream:
+    """Start reading the whole log from one logging instance: returns once the instance has
+    answered 200 with its first line; `read_timeout` bounds each wait for data after that."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=read_timeout)
+    response: aiohttp.ClientResponse | None = None
+    try:
+        response = await session.get(url, headers={"Accept": "application/json"}, timeout=timeout)
+        if response.status != 200:
+            raise BackendFailure(f"HTTP {response.status}")
+        first = (await response.content.readline()).rstrip(b"\r\n")
+        if first == STREAM_HEAD:
+            return MessageStream(response, None)
+        # A whole JSON answer: parse it before anything goes to the client.
+        body = await _parse_json(response, first + await response.read())
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            raise BackendFailure("response is not a message list")
+        return MessageStream(response, [_checked_message(m) for m in messages])
+    except aiohttp.ClientError as exc:
+        if response is not None:
+            response.release()
+        raise _transport_failure(exc) from exc
+    except BaseException:
+        if response is not None:
+            response.release()
+        raise
+
+
+async def _parse_json(response: aiohttp.ClientResponse, raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackendFailure(f"HTTP {response.status} with a non-JSON body") from exc

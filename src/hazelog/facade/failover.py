@@ -57,6 +57,7 @@ class InstancePool:
         cooldown: float,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
+        on_cooldown: Callable[[str], None] | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one logging instance is needed")
@@ -65,6 +66,7 @@ class InstancePool:
         self._clock = clock
         self._rng = rng or random.Random()
         self._cooling_until: dict[str, float] = {}
+        self._on_cooldown = on_cooldown
 
     def in_cooldown(self, url: str) -> bool:
         return self._cooling_until.get(url, float("-inf")) > self._clock()
@@ -82,6 +84,8 @@ class InstancePool:
 
     def mark_failed(self, url: str) -> None:
         self._cooling_until[url] = self._clock() + self.cooldown
+        if self._on_cooldown is not None:
+            self._on_cooldown(url)
 
     def mark_ok(self, url: str) -> None:
         self._cooling_until.pop(url, None)

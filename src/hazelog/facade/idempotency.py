@@ -11,6 +11,7 @@ remembered exactly as long as the message is stored.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sanic import Request
 
@@ -39,7 +40,7 @@ def parse_key(value: str) -> str:
     return value
 
 
-def idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Request[Any, Any]) -> str | None:
     values = request.headers.getall(HEADER, [])
     if not values:
         return None

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hazelog.web.paging import DEFAULT_LIMIT, MAX_LIMIT
+
+# A page's cursor: ACCEPTED_AT.UUID (what `next` holds).
+CURSOR_PATTERN = "^[0-9]{1,19}[.][0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
 OPENAPI_PATH = "/openapi.json"
 
 # What str.strip() removes (Python's str.isspace()); `\s` would not do, since JSON Schema
@@ -152,6 +157,7 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                                 }
                             },
                         },
+                        "507": _error_response("The log is full (log_full); reads still work."),
                     },
                 },
                 "get": {
@@ -163,8 +169,28 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                         "\\\\, \\n and \\r, other line breaks as \\uXXXX. "
                         "With `Accept: application/json`: the object below. "
                         "If the messages service is unreachable the text is null (JSON) or "
-                        "left out (text, with an X-Hazelog-Warning header)."
+                        "left out (text, with an X-Hazelog-Warning header). "
+                        "With `limit` and/or `after`: one page of at most `limit` messages "
+                        f"(default {DEFAULT_LIMIT}, at most {MAX_LIMIT}) after the cursor, "
+                        "in accept order, with the next cursor in `next` (JSON) and a "
+                        '`Link: <...>; rel="next"` header when the page is full; no '
+                        "messages text."
                     ),
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                        },
+                        {
+                            "name": "after",
+                            "in": "query",
+                            "required": False,
+                            "description": "The `next` of the previous page.",
+                            "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                        },
+                    ],
                     "responses": {
                         "200": {
                             "description": "The log.",
@@ -173,8 +199,9 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                                 "application/json": {
                                     "schema": {
                                         "type": "object",
-                                        "required": ["messages", "text", "warnings"],
+                                        "required": ["messages"],
                                         "properties": {
+                                            "next": {"type": "string", "nullable": True},
                                             "messages": {
                                                 "type": "array",
                                                 "items": {"$ref": "#/components/schemas/Message"},
@@ -189,6 +216,7 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                                 },
                             },
                         },
+                        "400": _error_response("A bad limit or after."),
                         "503": _error_response("No logging instance answered.", "Unavailable"),
                     },
                 },
@@ -215,6 +243,34 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                             "content": {"application/json": {"schema": _status("ready")}},
                         },
                         "503": _error_response("Not ready yet, or stopping."),
+                    },
+                }
+            },
+            "/status": {
+                "get": {
+                    "operationId": "status",
+                    "summary": "Each logging instance and the cluster, as the facade sees them",
+                    "description": "JSON; an HTML page when the client prefers text/html.",
+                    "responses": {
+                        "200": {
+                            "description": "The status.",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/html": {"schema": {"type": "string"}},
+                            },
+                        }
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "responses": {
+                        "200": {
+                            "description": "The facade's metrics.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
                     },
                 }
             },

@@ -9,9 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hazelcast.aggregator import min_
 from hazelcast.asyncio import HazelcastClient, Map
+from hazelcast.config import IntType
 from hazelcast.core import HazelcastJsonValue
 from hazelcast.lifecycle import LifecycleState
+from hazelcast.predicate import between
 
 from hazelog.config import LoggingConfig
 
@@ -20,6 +23,8 @@ log = logging.getLogger("hazelog.logging")
 # Seconds. An operation keeps being retried (member loss, migration) this long before it
 # fails; storing is idempotent, so a late success after the facade gave up is harmless.
 INVOCATION_TIMEOUT = 30.0
+ACCEPTED_AT = "accepted_at"
+MAX_ACCEPTED_AT = 2**63 - 1  # ns since the epoch; also what a Java long holds
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,18 @@ class MessageStore(Protocol):
     async def all_json(self) -> list[str]:
         """Every stored message as JSON object text (see `message_json`), in no order."""
 
+    async def size(self) -> int:
+        """Entries in the map."""
+
+    def members(self) -> list[str]:
+        """The cluster members the client knows, as "host:port"."""
+
+    async def range_json(self, low: int, high: int) -> list[str]:
+        """The messages with low <= accepted_at <= high (see pages.py), in no order."""
+
+    async def first_accepted_at(self) -> int | None:
+        """The smallest accepted_at in the map; None when it is empty."""
+
     async def close(self) -> None: ...
 
 
@@ -70,6 +87,8 @@ def client_settings(config: LoggingConfig) -> dict[str, Any]:
         "retry_multiplier": 1.5,
         "retry_jitter": 0.2,
         "connection_timeout": 5.0,
+        # Accept times (ns since the epoch) in predicates need a Java long.
+        "default_int_type": IntType.LONG,
     }
 
 
@@ -117,17 +136,22 @@ def _ours(text: str, comma: int) -> bool:
     )
 
 
-def _reencode(text: str) -> str | None:
-    """A value in another layout (written by something else): parse it once, fully."""
+def parse_stored(text: str) -> StoredMessage | None:
+    """A value in another layout (written by something else): parse it once, fully; None,
+    logged, when it is no message."""
     try:
         data = json.loads(text)
-        message = StoredMessage(
+        return StoredMessage(
             uuid=str(data["uuid"]), msg=str(data["msg"]), accepted_at=int(data["accepted_at"])
         )
     except (TypeError, ValueError, KeyError) as exc:
         log.warning("ignoring unreadable map entry %.80r: %s", text, exc)
         return None
-    return message_json(message)
+
+
+def _reencode(text: str) -> str | None:
+    message = parse_stored(text)
+    return message_json(message) if message is not None else None
 
 
 def sort_messages_json(texts: list[str]) -> list[str]:
@@ -200,6 +224,23 @@ class HazelcastStore:
         # frame per entry instead of two.
         values = await self._map.values()
         return [v.to_string() if isinstance(v, HazelcastJsonValue) else str(v) for v in values]
+
+    async def size(self) -> int:
+        return await self._map.size()
+
+    def members(self) -> list[str]:
+        return [
+            f"{m.address.host}:{m.address.port}" for m in self._client.cluster_service.get_members()
+        ]
+
+    async def range_json(self, low: int, high: int) -> list[str]:
+        # Served by the map's sorted index on accepted_at (member template).
+        values = await self._map.values(between(ACCEPTED_AT, low, high))
+        return [v.to_string() if isinstance(v, HazelcastJsonValue) else str(v) for v in values]
+
+    async def first_accepted_at(self) -> int | None:
+        first: Any = await self._map.aggregate(min_(ACCEPTED_AT))
+        return int(first) if first is not None else None
 
     async def close(self) -> None:
         await self._client.shutdown()

@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
-from sanic import Request
+from types import SimpleNamespace
+
+from sanic import Blueprint, Request, Sanic
+from sanic.config import Config
 from sanic.response import HTTPResponse, text
 
 from hazelog.config import MessagesConfig
-from hazelog.web.app import App, build_app, readiness
+from hazelog.web.app import ServiceApp, ServiceContext, build_app
 
 
-def create_app(config: MessagesConfig) -> App:
-    app = build_app("hazelog-messages", config)
+class MessagesContext(ServiceContext):
+    config: MessagesConfig
 
-    @app.before_server_start
-    async def open_resources(app: App) -> None:
-        readiness(app).mark_resources_ready()
+    def __init__(self, config: MessagesConfig) -> None:
+        super().__init__(config)
+        self.config = config
 
-    @app.get("/")
-    async def index(request: Request) -> HTTPResponse:
-        return text(config.text)
 
+MessagesApp = ServiceApp[MessagesContext]
+MessagesRequest = Request[Sanic[Config, MessagesContext], SimpleNamespace]
+
+routes = Blueprint("messages")
+
+
+@routes.get("/")
+async def index(request: MessagesRequest) -> HTTPResponse:
+    return text(request.app.ctx.config.text)
+
+
+async def open_resources(app: MessagesApp) -> None:
+    app.ctx.readiness.mark_resources_ready()
+
+
+def create_app(config: MessagesConfig) -> MessagesApp:
+    app = build_app("hazelog-messages", MessagesContext(config))
+    app.blueprint(routes)
+    app.before_server_start(open_resources)
     return app

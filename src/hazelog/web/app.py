@@ -1,5 +1,5 @@
 """Building and running a hazelog Sanic service: JSON errors, body limit, /health, /ready,
-READY=1 and watchdog pings for systemd."""
+/metrics, READY=1 and watchdog pings for systemd."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ import contextlib
 import logging
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any, TypeVar
 
-from sanic import Request, Sanic
+from sanic import Blueprint, Request, Sanic
 from sanic.config import Config
-from sanic.response import HTTPResponse, json
+from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from hazelog.config import ServiceConfig
 from hazelog.web.errors import JsonErrorHandler, error_body
+from hazelog.web.metrics import ServiceMetrics, metrics_response, observe, started
 from hazelog.web.sdnotify import notify, watchdog_interval, watchdog_loop
 
 log = logging.getLogger("hazelog.web")
-
-# Our apps use Sanic's default config and context types.
-App = Sanic[Config, SimpleNamespace]
 
 # Returns None when the service's own resources are usable, else why not.
 ReadyCheck = Callable[[], str | None]
@@ -53,58 +52,91 @@ class Readiness:
         return problem
 
 
-def readiness(app: App) -> Readiness:
-    value: Readiness = app.ctx.readiness
-    return value
+class ServiceContext:
+    """What every hazelog service keeps on `app.ctx`; each service extends it with its own."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.readiness = Readiness()
+        self.background: list[asyncio.Task[None]] = []
+        self.metrics = ServiceMetrics()
 
 
-def build_app(name: str, config: ServiceConfig) -> App:
-    app: App = Sanic(name, error_handler=JsonErrorHandler())
-    app.config.REQUEST_MAX_SIZE = config.max_body_bytes
+CtxT = TypeVar("CtxT", bound=ServiceContext)
+# An app of one service, typed by its context (`request.app.ctx` in the handlers).
+ServiceApp = Sanic[Config, CtxT]
+# Any of our apps, when only the common part of the context matters.
+App = Sanic[Config, Any]
+AnyRequest = Request[Sanic[Config, ServiceContext], SimpleNamespace]
+
+
+service_routes = Blueprint("service")
+
+
+@service_routes.get("/health")
+async def health(request: AnyRequest) -> HTTPResponse:
+    return json({"status": "ok"})
+
+
+@service_routes.get("/ready")
+async def ready(request: AnyRequest) -> HTTPResponse:
+    problem = request.app.ctx.readiness.problem()
+    if problem is not None:
+        return json(error_body("not_ready", problem), status=503)
+    return json({"status": "ready"})
+
+
+@service_routes.get("/metrics")
+async def metrics(request: AnyRequest) -> HTTPResponse:
+    return await metrics_response(request.app.ctx.metrics)
+
+
+async def time_request(request: AnyRequest) -> None:
+    started(request)
+
+
+async def count_response(request: AnyRequest, response: BaseHTTPResponse) -> None:
+    observe(request.app.ctx.metrics, request, response)
+
+
+async def announce(app: Sanic[Config, ServiceContext]) -> None:
+    app.ctx.readiness.listening = True
+    app.ctx.background.append(asyncio.create_task(_notify_when_ready(app)))
+    interval = watchdog_interval()
+    if interval is not None:
+        app.ctx.background.append(asyncio.create_task(watchdog_loop(interval)))
+
+
+async def stopping(app: Sanic[Config, ServiceContext]) -> None:
+    notify("STOPPING=1")
+    app.ctx.readiness.listening = False
+    tasks = app.ctx.background
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tasks.clear()
+
+
+def build_app(name: str, ctx: CtxT) -> ServiceApp[CtxT]:
+    """A Sanic app with JSON errors, the body limit, /health, /ready and systemd notices."""
+    app: ServiceApp[CtxT] = Sanic(name, ctx=ctx, error_handler=JsonErrorHandler())
+    app.config.REQUEST_MAX_SIZE = ctx.config.max_body_bytes
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
-    app.ctx.config = config
-    app.ctx.readiness = Readiness()
-    app.ctx.background = []
-
-    @app.get("/health")
-    async def health(request: Request) -> HTTPResponse:
-        return json({"status": "ok"})
-
-    @app.get("/ready")
-    async def ready(request: Request) -> HTTPResponse:
-        problem = readiness(request.app).problem()
-        if problem is not None:
-            return json(error_body("not_ready", problem), status=503)
-        return json({"status": "ready"})
-
-    @app.after_server_start
-    async def announce(app: App) -> None:
-        readiness(app).listening = True
-        app.ctx.background.append(asyncio.create_task(_notify_when_ready(app)))
-        interval = watchdog_interval()
-        if interval is not None:
-            app.ctx.background.append(asyncio.create_task(watchdog_loop(interval)))
-
-    @app.before_server_stop
-    async def stopping(app: App) -> None:
-        notify("STOPPING=1")
-        readiness(app).listening = False
-        tasks: list[asyncio.Task[None]] = app.ctx.background
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        tasks.clear()
-
+    app.blueprint(service_routes)
+    app.register_middleware(time_request, "request")
+    app.register_middleware(count_response, "response")
+    app.after_server_start(announce)
+    app.before_server_stop(stopping)
     return app
 
 
-async def _notify_when_ready(app: App) -> None:
-    await readiness(app).wait_resources()
-    config: ServiceConfig = app.ctx.config
+async def _notify_when_ready(app: Sanic[Config, ServiceContext]) -> None:
+    await app.ctx.readiness.wait_resources()
+    config = app.ctx.config
     notify("READY=1")
     log.info("%s ready on %s:%d", app.name, config.host, config.port)
 

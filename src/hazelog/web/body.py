@@ -11,7 +11,7 @@ from sanic.exceptions import PayloadTooLarge
 from hazelog.web.errors import ApiError
 
 
-def read_text(request: Request, max_bytes: int) -> str:
+def read_text(request: Request[Any, Any], max_bytes: int) -> str:
     """The body as text. Sanic already answers 413 past REQUEST_MAX_SIZE on a real socket;
     checking again here covers transports that do not (ASGI)."""
     body = request.body or b""
@@ -23,7 +23,7 @@ def read_text(request: Request, max_bytes: int) -> str:
         raise ApiError(400, "invalid_utf8", f"body is not valid UTF-8: {exc.reason}") from exc
 
 
-def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
+def read_json_object(request: Request[Any, Any], max_bytes: int) -> dict[str, Any]:
     text = read_text(request, max_bytes)
     try:
         value = json.loads(text)
@@ -39,7 +39,7 @@ def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     return value
 
 
-def is_json(request: Request) -> bool:
+def is_json(request: Request[Any, Any]) -> bool:
     media = (request.content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
 

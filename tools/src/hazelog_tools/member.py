@@ -7,6 +7,7 @@ import http.client
 import json
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,57 @@ DEFAULT_GRACEFUL_MAX_WAIT = 30
 MEMBER_PORT_OFFSET = 1000
 # Hazelcast allows at most 6 backups per partition.
 MAX_BACKUP_COUNT = 6
+
+# What `java -jar hazelcast.jar` runs; named when the member needs a classpath of several jars.
+MEMBER_MAIN_CLASS = "com.hazelcast.core.server.HazelcastMemberStarter"
+MAPSTORE_JAR_NAME = "hazelog-mapstore.jar"
+
+
+@dataclass(frozen=True)
+class MapStoreDatabase:
+    """The PostgreSQL database that keeps the map (through hazelog's MapStore)."""
+
+    jdbc_url: str
+    user: str
+    # Never in a repr, should one land in a log or a test report.
+    password: str = field(repr=False)
+    table: str = "messages"
+    # Bytes of entries one member may hold (0: unbounded); see log_capacity.
+    max_entry_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.jdbc_url.startswith("jdbc:postgresql://"):
+            raise ValueError(f"jdbc_url must be a jdbc:postgresql:// URL, not {self.jdbc_url!r}")
+        if self.max_entry_bytes < 0:
+            raise ValueError("max_entry_bytes must not be negative")
+
+
+# Share of a member's heap its map entries may take: the rest is Hazelcast itself, a GET of
+# the whole log (a member builds its part of the answer in memory), partition
+# migration (a joining or leaving member briefly holds a partition twice), operations in
+# flight and garbage not yet collected.
+ENTRY_HEAP_SHARE = 0.3
+# Bytes one message takes in a member's map besides its text: record, key, JSON framing
+# (the MapStore's own estimate), for stating the capacity in messages.
+ENTRY_OVERHEAD = 2 * (36 + 80) + 200
+
+
+def member_entry_budget(heap_bytes: int) -> int:
+    """max-entry-bytes for a member with this maximum heap (-Xmx)."""
+    if heap_bytes <= 0:
+        raise ValueError("heap_bytes must be positive")
+    return int(heap_bytes * ENTRY_HEAP_SHARE)
+
+
+def log_capacity(heap_bytes: int, members: int, backup_count: int, message_chars: int) -> int:
+    """How many messages of `message_chars` characters the log holds: every member holds
+    (1 + backup_count) / members of all entries, each within its member's budget."""
+    if members < 1 or backup_count < 0:
+        raise ValueError("members must be at least 1 and backup_count not negative")
+    copies = min(1 + backup_count, members)
+    per_message = 2 * message_chars + ENTRY_OVERHEAD
+    return member_entry_budget(heap_bytes) * members // (copies * per_message)
+
 
 # Access to JDK internals that Hazelcast asks for on Java 9+ (the member prints exactly this
 # list when it is missing). Without them it still runs, only slower and with a warning.
@@ -64,8 +116,12 @@ def render_member_config(
     map_name: str = DEFAULT_MAP_NAME,
     backup_count: int = DEFAULT_BACKUP_COUNT,
     graceful_max_wait: int = DEFAULT_GRACEFUL_MAX_WAIT,
+    database: MapStoreDatabase | None = None,
 ) -> str:
-    """The member's hazelcast.yaml. `members` are "host:port" of every member, itself included."""
+    """The member's hazelcast.yaml. `members` are "host:port" of every member, itself included.
+
+    With `database`, the map is kept in it (the member then needs `member_command`'s
+    `classpath`); without, the map lives in memory alone."""
     if not 1 <= member_port <= 65535:
         raise ValueError(f"member_port {member_port} is not a TCP port")
     if not members:
@@ -82,21 +138,43 @@ def render_member_config(
         map_name=map_name,
         backup_count=backup_count,
         graceful_max_wait=graceful_max_wait,
+        **(
+            {
+                "mapstore_jdbc_url": database.jdbc_url,
+                "mapstore_user": database.user,
+                "mapstore_password": database.password,
+                "mapstore_table": database.table,
+                "mapstore_max_entry_bytes": database.max_entry_bytes,
+            }
+            if database is not None
+            else {}
+        ),
     )
 
 
 def member_command(
-    jar: Path, config_path: Path, *, java: str = "java", jvm_options: Sequence[str] = ()
+    jar: Path,
+    config_path: Path,
+    *,
+    java: str = "java",
+    jvm_options: Sequence[str] = (),
+    classpath: Sequence[Path] = (),
 ) -> list[str]:
-    """argv that runs one member in the foreground; it shuts down gracefully on SIGTERM."""
+    """argv that runs one member in the foreground; it shuts down gracefully on SIGTERM.
+
+    `classpath`: further jars (the MapStore and the JDBC driver) next to the Hazelcast jar."""
+    launch = (
+        ["-cp", ":".join(str(path) for path in (jar, *classpath)), MEMBER_MAIN_CLASS]
+        if classpath
+        else ["-jar", str(jar)]
+    )
     return [
         java,
         *JAVA_OPTIONS,
         *jvm_options,
         # A .yaml suffix makes Hazelcast parse the file as YAML.
         f"-Dhazelcast.config={config_path}",
-        "-jar",
-        str(jar),
+        *launch,
     ]
 
 

@@ -84,6 +84,8 @@ FACADE_POST = "facade POST (e2e)"
 FACADE_GET = "facade GET (e2e)"
 GET_FACADE = "GET via facade"
 GET_DIRECT = "GET logging direct"
+PAGE_FIRST = "page of 100 via facade, first"
+PAGE_DEEP = "page of 100 via facade, at 90%"
 
 
 def find(figures: Sequence[Figure], stage: str, concurrency: int) -> Figure | None:

@@ -9,6 +9,7 @@ import os
 import platform
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from hazelog_tools.bench.results import (
     FACADE_POST,
     GET_DIRECT,
     GET_FACADE,
+    PAGE_DEEP,
+    PAGE_FIRST,
     Figure,
     Measurement,
     Target,
@@ -43,6 +46,7 @@ class Stage(StrEnum):
     POST = "post"
     GET = "get"
     SIZES = "sizes"
+    PAGES = "pages"
 
     @property
     def needs_cluster(self) -> bool:
@@ -158,6 +162,8 @@ class Bench:
                         await self._gets(topology, storage)
                     if Stage.SIZES in self.plan.stages:
                         await self._sizes(topology, storage)
+                    if Stage.PAGES in self.plan.stages:
+                        await self._pages(topology, storage)
             finally:
                 if storage is not None:
                     await storage.close()
@@ -247,6 +253,51 @@ class Bench:
                     m = await self.wrk_load(url, Load.GET, 1, seconds)
                     figures[stage].runs.append(m)
                     self._note(f"{stage} at {size:,}", m)
+
+    async def _pages(self, topology: Topology, storage: Storage) -> None:
+        """GET /?limit=100 through the facade at each log size: the first page, and the page
+        after the message at 90% of the log (its cursor: that accept time, the nil UUID, so
+        the page starts with that message)."""
+        await storage.clear()
+        stored = 0
+        bases: list[tuple[int, int]] = []  # (first message number, its fill's base)
+        for size in sorted(self.plan.sizes):
+            began = time.monotonic()
+            bases.append((stored, await storage.fill(size - stored, first=stored)))
+            stored = size
+            self.progress(f"{size:,} messages stored in {time.monotonic() - began:.1f} s")
+            # At 90% of the log, but never so deep that the page is not a full one (a small
+            # log in a smoke run).
+            deep = max(0, min(size * 9 // 10, size - PAGE_LIMIT))
+            base = next(b for first, b in reversed(bases) if first <= deep)
+            cursor = f"{base + deep - 1}.{uuid.UUID(int=0)}"
+            urls = {
+                PAGE_FIRST: f"{topology.facade_url}?limit={PAGE_LIMIT}",
+                PAGE_DEEP: f"{topology.facade_url}?limit={PAGE_LIMIT}&after={cursor}",
+            }
+            for url in urls.values():
+                check_page(url, min(PAGE_LIMIT, size))
+            figures = {}
+            for stage in urls:
+                figures[stage] = Figure(stage, 1, size=size)
+                self.report.by_size.append(figures[stage])
+            for _ in range(self.plan.runs):
+                for stage, url in urls.items():
+                    m = await self.wrk_load(url, Load.GET, 1, self.plan.size_duration)
+                    figures[stage].runs.append(m)
+                    self._note(f"{stage} at {size:,}", m)
+
+
+PAGE_LIMIT = 100
+
+
+def check_page(url: str, limit: int) -> None:
+    """The page holds `limit` messages (also the warm-up of its first query)."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        count = len(json.loads(response.read())["messages"])
+    if count != limit:
+        raise RuntimeError(f"expected {limit} messages from {url}, got {count}")
 
 
 def check_counts(topology: Topology, size: int) -> float:

@@ -84,8 +84,9 @@ class Storage:
         count: int = await self.map.size()
         return count
 
-    async def fill(self, count: int, first: int = 0) -> None:
-        """Add `count` messages (numbered from `first`, accepted in that order) with put_all."""
+    async def fill(self, count: int, first: int = 0) -> int:
+        """Add `count` messages (numbered from `first`, accepted in that order) with put_all.
+        Message n is accepted at the returned base + n."""
         base = time.time_ns()
         for start in range(first, first + count, FILL_BATCH):
             batch = {}
@@ -93,6 +94,7 @@ class Storage:
                 message = StoredMessage(str(uuid.uuid4()), f"stored message {n}", base + n)
                 batch[message.uuid] = encode_value(message)
             await self.map.put_all(batch)
+        return base
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

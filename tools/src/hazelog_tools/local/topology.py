@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hazelog_tools.member import (
     DEFAULT_CLUSTER_NAME,
+    MapStoreDatabase,
     health_url,
     member_command,
     member_port_for,
@@ -91,10 +92,13 @@ def build_topology(
     host: str = "127.0.0.1",
     cluster_name: str = DEFAULT_CLUSTER_NAME,
     graceful_max_wait: int = 20,
+    database: MapStoreDatabase | None = None,
+    classpath: Sequence[Path] = (),
 ) -> list[ProcessSpec]:
     """Members first (the logging instances need them), then the services, facade last.
 
-    `hazelog` is the argv prefix that runs the hazelog CLI.
+    `hazelog` is the argv prefix that runs the hazelog CLI. With `database` the members keep
+    the map in it; `classpath` then names the MapStore and JDBC driver jars.
     """
     logs = base_dir / "logs"
     member_addresses = [f"{host}:{port}" for port in ports.members]
@@ -107,6 +111,7 @@ def build_topology(
             members=member_addresses,
             cluster_name=cluster_name,
             graceful_max_wait=graceful_max_wait,
+            database=database,
         )
         specs.append(
             ProcessSpec(
@@ -114,7 +119,7 @@ def build_topology(
                 kind=Kind.MEMBER,
                 host=host,
                 port=member_port,
-                argv=tuple(member_command(jar, config_path, java=java)),
+                argv=tuple(member_command(jar, config_path, java=java, classpath=classpath)),
                 url=f"{host}:{member_port}",
                 ready_url=health_url(host, member_port, "ready"),
                 log_path=logs / f"member-{member_port}.log",

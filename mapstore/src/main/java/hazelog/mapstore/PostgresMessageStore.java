@@ -1,0 +1,361 @@
+package hazelog.mapstore;
+
+import com.hazelcast.core.HazelcastInstance;
+import com.hazelcast.core.HazelcastJsonValue;
+import com.hazelcast.map.MapLoaderLifecycleSupport;
+import com.hazelcast.map.MapStore;
+import com.hazelcast.map.IMap;
+import com.hazelcast.map.LocalMapStats;
+import java.sql.Array;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Keeps hazelog's "messages" map in one PostgreSQL table: key = message UUID, value = the JSON
+ * text the logging services store ({"accepted_at": ..., "uuid": ..., "msg": ...}), kept
+ * byte for byte in a text column (jsonb would reorder the keys the GET relies on).
+ *
+ * <p>Single stores (write-through calls one per put) are group-committed: those arriving while
+ * earlier ones are being written go together in the next transaction; each returns only once
+ * its entry is committed.
+ *
+ * <p>Map-store properties: {@code jdbc-url} (required), {@code user}, {@code password},
+ * {@code table} (default: the map's name), {@code pool-size} (8), {@code connect-timeout-seconds}
+ * (5), {@code socket-timeout-seconds} (10), {@code initial-load-wait-seconds} (0: the eager
+ * initial load waits for the database as long as it takes, so members may start before it; a
+ * load that gave up would leave the map serving an empty or partial log),
+ * {@code max-entry-bytes} (0: unbounded): the most memory this member's entries (owned and
+ * backups) may take; a store beyond it throws {@link LogFullException}, so the map refuses the
+ * put before the member could run out of heap.
+ */
+public final class PostgresMessageStore implements MapStore<String, HazelcastJsonValue>, MapLoaderLifecycleSupport {
+
+    private static final Logger LOG = Logger.getLogger(PostgresMessageStore.class.getName());
+    private static final Pattern IDENTIFIER = Pattern.compile("[a-z_][a-z0-9_]{0,62}");
+    // The logging services write accepted_at first; another layout still finds it (or gets 0).
+    private static final Pattern ACCEPTED_AT = Pattern.compile("\"accepted_at\"\\s*:\\s*(\\d{1,19})");
+    private static final long RETRY_PAUSE_MILLIS = 1000;
+    // How often the member's own entry memory cost is read again (it walks every partition);
+    // between two reads, what was stored since is counted by estimate.
+    private static final long STATS_INTERVAL_NANOS = 100_000_000L;
+    // Per-entry cost besides the key and value bytes (record, hash table slot, Data headers).
+    private static final long ENTRY_OVERHEAD_BYTES = 200;
+
+    private ConnectionPool pool;
+    private String table;
+    private long initialLoadWaitMillis;
+    private HazelcastInstance instance;
+    private String mapName;
+    private long maxEntryBytes;
+    private volatile long measuredCost;
+    private volatile long measuredAt;
+    private final AtomicLong storedSince = new AtomicLong();
+    private GroupCommit<String, HazelcastJsonValue> groupCommit;
+    private volatile IMap<?, ?> proxy;
+    private final AtomicBoolean proxyFetcher = new AtomicBoolean();
+
+    @Override
+    public void init(HazelcastInstance instance, Properties properties, String mapName) {
+        String url = required(properties, "jdbc-url");
+        table = properties.getProperty("table", mapName);
+        if (!IDENTIFIER.matcher(table).matches()) {
+            throw new IllegalArgumentException("table must be a lower-case SQL identifier, not " + table);
+        }
+        int poolSize = Math.max(1, intProperty(properties, "pool-size", 8));
+        int connectTimeout = intProperty(properties, "connect-timeout-seconds", 5);
+        int socketTimeout = intProperty(properties, "socket-timeout-seconds", 10);
+        initialLoadWaitMillis = 1000L * intProperty(properties, "initial-load-wait-seconds", 0);
+        String maxBytes = properties.getProperty("max-entry-bytes", "0").trim();
+        maxEntryBytes = Long.parseLong(maxBytes.isEmpty() ? "0" : maxBytes);
+        this.instance = instance;
+        this.mapName = mapName;
+        measuredAt = System.nanoTime() - 2 * STATS_INTERVAL_NANOS;
+
+        Properties jdbc = new Properties();
+        jdbc.setProperty("user", properties.getProperty("user", ""));
+        jdbc.setProperty("password", properties.getProperty("password", ""));
+        // A stopped or unreachable database must fail an operation within seconds (the client
+        // then answers 503), never hold a partition thread indefinitely.
+        jdbc.setProperty("connectTimeout", Integer.toString(connectTimeout));
+        jdbc.setProperty("loginTimeout", Integer.toString(connectTimeout));
+        jdbc.setProperty("socketTimeout", Integer.toString(socketTimeout));
+        jdbc.setProperty("tcpKeepAlive", "true");
+        // storeAll's batch goes out as multi-row INSERTs.
+        jdbc.setProperty("reWriteBatchedInserts", "true");
+        jdbc.setProperty("ApplicationName", "hazelog-mapstore");
+        String schema = "CREATE TABLE IF NOT EXISTS " + table
+                + " (uuid text PRIMARY KEY, accepted_at bigint NOT NULL, body text NOT NULL)";
+        pool = new ConnectionPool(url, jdbc, schema, poolSize, 1000L * (connectTimeout + socketTimeout));
+        // Half the connections write (the rest serve loads); up to 500 rows per transaction.
+        groupCommit = new GroupCommit<>(this::write, Math.max(1, poolSize / 2), 500);
+        LOG.info("map " + mapName + " is kept in PostgreSQL table " + table + " at " + url);
+    }
+
+    @Override
+    public void destroy() {
+        if (pool != null) {
+            pool.close();
+        }
+    }
+
+    @Override
+    public void store(String key, HazelcastJsonValue value) {
+        // Write-through calls this once per put, from many threads at once: group commit.
+        long incoming = reserve(Map.of(key, value));
+        try {
+            groupCommit.store(key, value);
+        } catch (RuntimeException e) {
+            storedSince.addAndGet(-incoming);
+            throw e;
+        }
+    }
+
+    @Override
+    public void storeAll(Map<String, HazelcastJsonValue> entries) {
+        if (entries.isEmpty()) {
+            return;
+        }
+        long incoming = reserve(entries);
+        try {
+            write(entries);
+        } catch (RuntimeException e) {
+            storedSince.addAndGet(-incoming);
+            throw e;
+        }
+    }
+
+    private void write(Map<String, HazelcastJsonValue> entries) {
+        String sql = "INSERT INTO " + table + " (uuid, accepted_at, body) VALUES (?, ?, ?)"
+                + " ON CONFLICT (uuid) DO UPDATE SET accepted_at = EXCLUDED.accepted_at, body = EXCLUDED.body";
+        run("store " + entries.size() + " entries", connection -> {
+            connection.setAutoCommit(false);
+            try (PreparedStatement insert = connection.prepareStatement(sql)) {
+                for (Map.Entry<String, HazelcastJsonValue> entry : entries.entrySet()) {
+                    String json = entry.getValue().toString();
+                    insert.setString(1, entry.getKey());
+                    insert.setLong(2, acceptedAt(json));
+                    insert.setString(3, json);
+                    insert.addBatch();
+                }
+                insert.executeBatch();
+                connection.commit();
+            } catch (SQLException e) {
+                connection.rollback();
+                throw e;
+            } finally {
+                connection.setAutoCommit(true);
+            }
+            return null;
+        });
+    }
+
+    @Override
+    public void delete(String key) {
+        deleteAll(List.of(key));
+    }
+
+    @Override
+    public void deleteAll(Collection<String> keys) {
+        if (keys.isEmpty()) {
+            return;
+        }
+        run("delete " + keys.size() + " entries", connection -> {
+            try (PreparedStatement delete = connection.prepareStatement("DELETE FROM " + table + " WHERE uuid = ANY (?)")) {
+                delete.setArray(1, textArray(connection, keys));
+                delete.executeUpdate();
+            }
+            return null;
+        });
+    }
+
+    @Override
+    public HazelcastJsonValue load(String key) {
+        return loadAll(List.of(key)).get(key);
+    }
+
+    @Override
+    public Map<String, HazelcastJsonValue> loadAll(Collection<String> keys) {
+        if (keys.isEmpty()) {
+            return Map.of();
+        }
+        return run("load " + keys.size() + " entries", connection -> {
+            Map<String, HazelcastJsonValue> found = new HashMap<>();
+            try (PreparedStatement select = connection.prepareStatement("SELECT uuid, body FROM " + table + " WHERE uuid = ANY (?)")) {
+                select.setArray(1, textArray(connection, keys));
+                try (ResultSet rows = select.executeQuery()) {
+                    while (rows.next()) {
+                        found.put(rows.getString(1), new HazelcastJsonValue(rows.getString(2)));
+                    }
+                }
+            }
+            return found;
+        });
+    }
+
+    /**
+     * Every key, for the eager initial load. Waits for the database (for ever by default):
+     * Hazelcast does not retry a failed initial load, the map would then serve an empty or
+     * partial log; meanwhile operations on the map wait, and clients answer 503.
+     */
+    @Override
+    public Iterable<String> loadAllKeys() {
+        long deadline = initialLoadWaitMillis > 0
+                ? System.currentTimeMillis() + initialLoadWaitMillis
+                : Long.MAX_VALUE;
+        while (true) {
+            try {
+                List<String> keys = pool.with(connection -> {
+                    List<String> all = new ArrayList<>();
+                    connection.setAutoCommit(false); // a fetch size streams only inside a transaction
+                    try (PreparedStatement select = connection.prepareStatement("SELECT uuid FROM " + table)) {
+                        select.setFetchSize(10_000);
+                        try (ResultSet rows = select.executeQuery()) {
+                            while (rows.next()) {
+                                all.add(rows.getString(1));
+                            }
+                        }
+                        connection.commit();
+                    } finally {
+                        connection.setAutoCommit(true);
+                    }
+                    return all;
+                });
+                LOG.info("initial load: " + keys.size() + " keys in table " + table);
+                return keys;
+            } catch (SQLException e) {
+                boolean stopping = instance != null && !instance.getLifecycleService().isRunning();
+                if (System.currentTimeMillis() >= deadline || stopping) {
+                    throw unavailable("list the keys", e);
+                }
+                LOG.log(Level.WARNING, "initial load waits for PostgreSQL: " + e.getMessage());
+                try {
+                    Thread.sleep(RETRY_PAUSE_MILLIS);
+                } catch (InterruptedException interrupted) {
+                    Thread.currentThread().interrupt();
+                    throw unavailable("list the keys", e);
+                }
+            }
+        }
+    }
+
+    /**
+     * Counts the entries against max-entry-bytes; LogFullException (nothing counted) when they
+     * do not fit. Returns the bytes counted.
+     */
+    private long reserve(Map<String, HazelcastJsonValue> entries) {
+        long incoming = 0;
+        for (Map.Entry<String, HazelcastJsonValue> entry : entries.entrySet()) {
+            incoming += estimatedCost(entry.getKey(), entry.getValue().toString());
+        }
+        if (maxEntryBytes <= 0 || instance == null) {
+            return 0;
+        }
+        long now = System.nanoTime();
+        IMap<?, ?> map = mapProxy();
+        if (map != null && now - measuredAt > STATS_INTERVAL_NANOS) {
+            LocalMapStats stats = map.getLocalMapStats();
+            measuredCost = stats.getOwnedEntryMemoryCost() + stats.getBackupEntryMemoryCost();
+            storedSince.set(0);
+            measuredAt = now;
+        }
+        long used = measuredCost + storedSince.addAndGet(incoming);
+        if (used > maxEntryBytes) {
+            storedSince.addAndGet(-incoming);
+            throw new LogFullException("log_full: this member's entries would take " + used
+                    + " bytes, more than the " + maxEntryBytes + " it may hold (max-entry-bytes)");
+        }
+        return incoming;
+    }
+
+    /**
+     * The map's proxy on this member, for its memory statistics; null until it exists. Never
+     * fetched inside a map operation: getMap there can wait on the map being set up, which
+     * waits on the operation (a deadlock seen under load). A background thread fetches it once.
+     */
+    private IMap<?, ?> mapProxy() {
+        IMap<?, ?> map = proxy;
+        if (map == null && proxyFetcher.compareAndSet(false, true)) {
+            Thread fetch = new Thread(() -> {
+                try {
+                    proxy = instance.getMap(mapName);
+                } catch (RuntimeException e) {
+                    LOG.log(Level.WARNING, "no statistics of map " + mapName + " yet", e);
+                    proxyFetcher.set(false);
+                }
+            }, "hazelog-mapstore-stats");
+            fetch.setDaemon(true);
+            fetch.start();
+        }
+        return map;
+    }
+
+    /** Memory an entry takes in the map: key and value as UTF-16 at worst, plus the record. */
+    static long estimatedCost(String key, String json) {
+        return 2L * (key.length() + json.length()) + ENTRY_OVERHEAD_BYTES;
+    }
+
+    /** The accepted_at of a stored JSON text, 0 when it has none. */
+    static long acceptedAt(String json) {
+        Matcher matcher = ACCEPTED_AT.matcher(json);
+        if (matcher.find()) {
+            try {
+                return Long.parseLong(matcher.group(1));
+            } catch (NumberFormatException tooBig) {
+                return 0;
+            }
+        }
+        return 0;
+    }
+
+    private <T> T run(String what, ConnectionPool.Work<T> work) {
+        try {
+            return pool.with(work);
+        } catch (SQLException e) {
+            throw unavailable(what, e);
+        }
+    }
+
+    private StoreUnavailableException unavailable(String what, SQLException e) {
+        String state = e.getSQLState() == null ? "" : " [SQLSTATE " + e.getSQLState() + "]";
+        return new StoreUnavailableException(
+                "PostgreSQL unavailable: could not " + what + " in table " + table + ": " + e.getMessage() + state, e);
+    }
+
+    private static Array textArray(Connection connection, Collection<String> keys) throws SQLException {
+        return connection.createArrayOf("text", keys.toArray());
+    }
+
+    private static String required(Properties properties, String name) {
+        String value = properties.getProperty(name);
+        if (value == null || value.isBlank()) {
+            throw new IllegalArgumentException("map-store property " + name + " is required");
+        }
+        return value;
+    }
+
+    private static int intProperty(Properties properties, String name, int fallback) {
+        String value = properties.getProperty(name);
+        if (value == null || value.isBlank()) {
+            return fallback;
+        }
+        int parsed = Integer.parseInt(value.trim());
+        if (parsed < 0) {
+            throw new IllegalArgumentException("map-store property " + name + " must not be negative");
+        }
+        return parsed;
+    }
+}
