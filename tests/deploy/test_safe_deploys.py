@@ -220,7 +220,7 @@ def test_a_bad_member_option_stops_the_play_at_the_first_member(
     assert code != 0, output[-5000:]
     # The failure names the host and the gate's step for the member that did not come back.
     assert f"fatal: [{first.host}]: FAILED!" in output, output[-5000:]
-    assert f"a new start, not a failed one), port {first.port}" in output, output[-5000:]
+    assert f"{first.host}: hazelcast@{first.port}.service did not come back" in output, output[-5000:]
     # Nothing of the other logging hosts was restarted, nor even rewritten.
     for instance in others:
         for unit in instance.units:
