@@ -1,11 +1,12 @@
-"""A throwaway PostgreSQL server for the integration tests: initdb into a temporary
-directory, listening on a free loopback port (its socket in that directory), stopped and
-removed at the end. Never the machine's own cluster. As root, it runs as user postgres
-(PostgreSQL refuses to run as root)."""
+"""A throwaway PostgreSQL server (the bench's durable stages and the integration tests):
+initdb into a temporary directory, listening on a free loopback port (its socket in that
+directory), stopped and removed at the end. Never the machine's own cluster. As root, it runs
+as user postgres (PostgreSQL refuses to run as root)."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pwd
 import secrets
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from hazelog_tools.member import MapStoreDatabase
@@ -116,7 +118,8 @@ class Postgres:
 
 
 def start_postgres() -> Postgres:
-    # Not under pytest's tmp_path: that is private to root, and the server may run as postgres.
+    # Not under pytest's tmp_path nor the bench's work directory: those may be private to
+    # root, and the server may run as postgres.
     server = Postgres(Path(tempfile.mkdtemp(prefix="hazelog-pg-")))
     server.init()
     server.start()
@@ -125,6 +128,21 @@ def start_postgres() -> Postgres:
 
 @atexit.register
 def _stop_leftovers() -> None:
-    # An interrupted session still leaves no server behind.
+    # An interrupted session or bench still leaves no server behind.
     for server in list(_running):
+        server.remove()
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[Postgres]:
+    """A started server, stopped and removed on exit."""
+    if not available():
+        raise RuntimeError(
+            f"PostgreSQL binaries not found in {BIN} (`make system-deps` installs them; "
+            "HAZELOG_PG_BIN names another directory)"
+        )
+    server = start_postgres()
+    try:
+        yield server
+    finally:
         server.remove()
