@@ -65,6 +65,7 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
     private volatile long measuredAt;
     private final AtomicLong storedSince = new AtomicLong();
     private GroupCommit<String, HazelcastJsonValue> groupCommit;
+    private GroupLoad<String, HazelcastJsonValue> groupLoad;
     private volatile IMap<?, ?> proxy;
     private final AtomicBoolean proxyFetcher = new AtomicBoolean();
 
@@ -100,8 +101,14 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
         String schema = "CREATE TABLE IF NOT EXISTS " + table
                 + " (uuid text PRIMARY KEY, accepted_at bigint NOT NULL, body text NOT NULL)";
         pool = new ConnectionPool(url, jdbc, schema, poolSize, 1000L * (connectTimeout + socketTimeout));
-        // Half the connections write (the rest serve loads); up to 500 rows per transaction.
-        groupCommit = new GroupCommit<>(this::write, Math.max(1, poolSize / 2), 500);
+        // One write and one read at a time, up to 500 rows each: what arrives meanwhile goes in
+        // the next one. More at once only made more, smaller transactions (measured at c64:
+        // 4 writers and 4 readers per member took 1.5 commits per message, one each 0.6, and
+        // stored about 40 % more messages a second on the same busy machine).
+        groupCommit = new GroupCommit<>(this::write, 1, 500);
+        groupLoad = new GroupLoad<>(
+                keys -> run("load " + keys.size() + " entries", connection -> select(connection, keys)),
+                1, 500);
         LOG.info("map " + mapName + " is kept in PostgreSQL table " + table + " at " + url);
     }
 
@@ -183,11 +190,11 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
     }
 
     /** A read-through of one key (a put of a new message asks first): one attempt, so a put
-     * during a database outage fails at once and partition threads are never held. */
+     * during a database outage fails at once and partition threads are never held; loads
+     * arriving together share one SELECT (group load). */
     @Override
     public HazelcastJsonValue load(String key) {
-        List<String> keys = List.of(key);
-        return run("load 1 entry", connection -> select(connection, keys)).get(key);
+        return groupLoad.load(key);
     }
 
     /**
