@@ -362,6 +362,8 @@ class Bench:
         await storage.fill(size)
         self.progress(f"{size:,} messages stored (PostgreSQL) in {time.monotonic() - began:.1f} s")
         check_counts(topology, size)
+        # Its work is done; connected, it would only report its members' departure as errors.
+        await storage.close()
         began = time.monotonic()
         killed = topology.stop_members()
         stopped = time.monotonic()
