@@ -11,8 +11,9 @@ the first second; each is closed-loop with no think time: it POSTs a fresh messa
 for the answer and sends the next at once, also after a 503 (a client that ignores
 Retry-After, the worst case), or with --honor-retry-after sleeps as the header says.
 Printed per phase: accepted POSTs and their p50/p99, rejections (503 overloaded) with their
-count and max latency, any other answer, and how late this process's own event loop ran (a
-latency measured here includes it); then, over everything stored: acknowledged messages
+count and max latency, any other answer, how late this process's own event loop ran (a
+latency measured here includes it), and how many connections overflowed a listen queue
+(machine-wide); then, over everything stored: acknowledged messages
 missing (lost), texts stored twice (duplicates), rejected texts stored anyway.
 """
 
@@ -54,6 +55,8 @@ class Phase:
     rejected_texts: set[str] = field(default_factory=set)
     loop_lag: list[float] = field(default_factory=list)  # seconds this process's loop ran late
     seconds: float = 0.0
+    # Connections the kernel dropped from a full listen queue meanwhile (machine-wide count).
+    listen_overflows: int = 0
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -69,7 +72,21 @@ class Phase:
             "other": dict(self.other),
             "client_loop_lag_p99_ms": ms(percentile(self.loop_lag, 99)),
             "client_loop_lag_max_ms": ms(max(self.loop_lag, default=0.0)),
+            "listen_overflows": self.listen_overflows,
         }
+
+
+def listen_overflows() -> int:
+    """The kernel's TcpExt ListenOverflows counter: a connection whose handshake completed
+    while the server's listen queue (its backlog) was full. Its client believes it is
+    connected and sends its request, which waits for the kernel's SYN-ACK retries (1 s, 2 s,
+    4 s, ...) until the server accepts: seconds of latency no server code can see."""
+    lines = Path("/proc/net/netstat").read_text(encoding="ascii").splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            counters = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(counters.get("ListenOverflows", 0))
+    return 0
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -197,11 +214,13 @@ async def run_phase(
     gc.disable()
     started = time.monotonic()
     ends_at = started + seconds
+    overflows = listen_overflows()
     await asyncio.gather(
         probe_loop(phase, ends_at),
         *(client(url, phase, n, ends_at, honor_retry_after) for n in range(clients)),
     )
     phase.seconds = time.monotonic() - started
+    phase.listen_overflows = listen_overflows() - overflows
     gc.enable()
     return phase
 

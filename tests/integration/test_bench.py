@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,16 @@ from hazelog_tools.bench.results import (
     DIRECT,
     FACADE_GET,
     FACADE_POST,
+    FACADE_POST_DURABLE,
     GET_DIRECT,
     GET_FACADE,
+    GET_RESTARTED,
     PAGE_DEEP,
     PAGE_FIRST,
 )
 from tests.conftest import require
+from tests.integration import postgres as pg
+from tests.integration.support import MAPSTORE_JARS
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +49,16 @@ def run_bench(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
-def test_every_stage_is_measured_without_errors(hazelcast_jar: Path, tmp_path: Path) -> None:
-    require(shutil.which("wrk") is not None, "wrk is not installed (Debian package wrk)")
-    command = [
+IN_MEMORY_STAGES = "bare,direct,client,post,get,sizes,pages"
+
+
+def short_run(jar: Path, out: Path, stages: str) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "hazelog_tools.bench",
+        "--stages",
+        stages,
         "--concurrency",
         "1,4",
         "--sizes",
@@ -65,11 +74,15 @@ def test_every_stage_is_measured_without_errors(hazelcast_jar: Path, tmp_path: P
         "--runs",
         "1",
         "--jar",
-        str(hazelcast_jar),
+        str(jar),
         "--out",
-        str(tmp_path),
+        str(out),
     ]
-    done = run_bench(command)
+
+
+def test_every_stage_is_measured_without_errors(hazelcast_jar: Path, tmp_path: Path) -> None:
+    require(shutil.which("wrk") is not None, "wrk is not installed (Debian package wrk)")
+    done = run_bench(short_run(hazelcast_jar, tmp_path, IN_MEMORY_STAGES))
     assert done.returncode == 0, done.stderr[-3000:]
 
     stages = [BARE, DIRECT, CLIENT, FACADE_POST, FACADE_GET]
@@ -94,3 +107,37 @@ def test_every_stage_is_measured_without_errors(hazelcast_jar: Path, tmp_path: P
     # c64 was not run, so the POST targets stay unmeasured; the GET ones need 10k and 100k.
     assert all(target["met"] is None for target in data["targets"])
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_durable_stages_measure_posts_and_a_full_restart(
+    hazelcast_jar: Path, tmp_path: Path
+) -> None:
+    """POST through a topology whose members keep the map in a throwaway PostgreSQL, next to
+    the in-memory one; then every member stopped and started again: the whole log is back
+    (the bench checks the count) and its GET is measured."""
+    require(shutil.which("wrk") is not None, "wrk is not installed (Debian package wrk)")
+    require(pg.available(), f"PostgreSQL binaries not found in {pg.BIN} (make system-deps)")
+    for jar in MAPSTORE_JARS:
+        require(jar.is_file(), f"{jar} is missing (make artifacts builds and fetches it)")
+    done = run_bench(short_run(hazelcast_jar, tmp_path, "post,durable,restart"))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    for stage in (FACADE_POST, FACADE_POST_DURABLE):
+        for concurrency in (1, 4):
+            assert f"| {stage} | {concurrency} |" in done.stdout
+    assert f"| {GET_RESTARTED} | 1,000 |" in done.stdout
+    data = json.loads((tmp_path / "latest.json").read_text())
+    measured = {(f["stage"], f["concurrency"]) for f in data["throughput"]}
+    assert measured == {(s, c) for s in (FACADE_POST, FACADE_POST_DURABLE) for c in (1, 4)}
+    [restarted] = data["get_by_size"]
+    assert (restarted["stage"], restarted["size"]) == (GET_RESTARTED, 1000)
+    [recovery] = data["full_restart"]
+    assert recovery["messages"] == 1000
+    assert 0 < recovery["members_ready_s"] <= recovery["log_back_s"]
+    for figure in data["throughput"] + data["get_by_size"]:
+        assert figure["errors"] == 0, figure
+        assert figure["rps"] > 0, figure
+    # c64 was not run: the PostgreSQL / in-memory ratio is not measured.
+    assert all(target["met"] is None for target in data["targets"])
+    # No throwaway server is left behind.
+    assert not list(Path(tempfile.gettempdir()).glob("hazelog-pg-*/data/postmaster.pid"))

@@ -240,6 +240,42 @@ async def test_past_max_pending_a_post_is_503_with_retry_after_and_nothing_is_se
     assert sorted(sent) == ["a", "b"]
 
 
+async def test_past_max_pending_a_post_is_turned_away_before_its_body_is_read() -> None:
+    """The overload check comes first: a body that would be a 400 is not even parsed (nothing
+    is stored either way, so the client learns about its body when it comes back)."""
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return await store_ok(request)
+
+    async with (
+        fake_backend(held) as one,
+        facade(config([one.url], max_pending=1, deadline=30.0, request_timeout=30.0)) as url,
+    ):
+        first = asyncio.create_task(fetch_json("POST", url + "/", data=b"a"))
+
+        async def sent() -> bool:
+            return len(one.posted) == 1
+
+        await wait_until(sent)
+        bad_json = await fetch(
+            "POST", url + "/", data=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        bad_key = await fetch("POST", url + "/", data=b"b", headers={HEADER: "k" * 300})
+        release.set()
+        assert (await first)[0] == 201
+        after = await fetch(
+            "POST", url + "/", data=b"{not json", headers={"Content-Type": "application/json"}
+        )
+    for status, headers, body in (bad_json, bad_key):
+        assert status == 503, body
+        assert headers["Retry-After"] in {"1", "2", "3"}
+        assert json.loads(body)["error"] == "overloaded"
+    assert after[0] == 400, after[2]
+    assert [p["msg"] for p in one.posted] == ["a"]
+
+
 def test_max_pending_is_configurable_with_a_default() -> None:
     assert FacadeConfig(port=1).max_pending >= 1
     assert FacadeConfig(port=1, max_pending=7).max_pending == 7

@@ -106,9 +106,10 @@ def unavailable(exc: NoInstanceAvailable) -> HTTPResponse:
     )
 
 
-def overloaded(exc: BatcherFull, seconds: int) -> HTTPResponse:
+def overloaded(ctx: FacadeContext, reason: str) -> HTTPResponse:
+    seconds = ctx.retry_rng.randint(*RETRY_AFTER)
     return json(
-        error_body("overloaded", f"{exc}; retry in {seconds} s"),
+        error_body("overloaded", f"{reason}; retry in {seconds} s"),
         status=503,
         headers={"Retry-After": str(seconds)},
     )
@@ -233,6 +234,11 @@ async def openapi(request: FacadeRequest) -> HTTPResponse:
 @routes.post("/")
 async def accept(request: FacadeRequest) -> HTTPResponse:
     ctx = request.app.ctx
+    # Full: turned away before any work on the request (headers, body, UUID), so that under
+    # overload a rejection takes as little of the one event loop as possible. Nothing is
+    # stored, so whatever the request holds, the client may send it again later.
+    if ctx.batcher.full:
+        return overloaded(ctx, ctx.batcher.full_detail())
     # Validate first: a rejected request never reaches a logging instance.
     key = idempotency_key(request)
     msg = message_from_request(request, ctx.config.max_body_bytes)
@@ -246,7 +252,7 @@ async def accept(request: FacadeRequest) -> HTTPResponse:
         log.warning("no logging instance stored %s: %s", uuid, exc.detail)
         return unavailable(exc)
     except BatcherFull as exc:
-        return overloaded(exc, ctx.retry_rng.randint(*RETRY_AFTER))
+        return overloaded(ctx, str(exc))
     except BatcherError as exc:
         log.warning("message %s not stored: %s", uuid, exc)
         return json(error_body("unavailable", f"message not stored: {exc}"), status=503)

@@ -83,6 +83,14 @@ class Batcher(Generic[P, R]):
         """Payloads held: queued or on their way."""
         return len(self._queue) + self._sending
 
+    @property
+    def full(self) -> bool:
+        """`max_pending` payloads are held: submit would raise BatcherFull."""
+        return self._max_pending is not None and self.pending >= self._max_pending
+
+    def full_detail(self) -> str:
+        return f"{self.pending} messages are waiting to be stored already"
+
     async def submit(self, payload: P, deadline: float) -> R:
         """The payload's result, once the batch it went out in is answered; `deadline`
         seconds from now bound its waiting and its sending together.
@@ -91,8 +99,8 @@ class Batcher(Generic[P, R]):
         every client wait longer for the same throughput."""
         if self._closed:
             raise BatcherClosed("the server is stopping")
-        if self._max_pending is not None and self.pending >= self._max_pending:
-            raise BatcherFull(f"{self.pending} messages are waiting to be stored already")
+        if self.full:
+            raise BatcherFull(self.full_detail())
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._queue.append(_Waiting(payload, self._size(payload), loop.time() + deadline, future))

@@ -60,7 +60,8 @@ def write_outputs(report: Report, out_dir: Path) -> tuple[str, Path, Path]:
         f"{data['meta']['plan']['runs']} runs"
     )
     plot(report.throughput, report.by_size, png_path, title)
-    return report_text(report.throughput, report.by_size, report.targets), json_path, png_path
+    table = report_text(report.throughput, report.by_size, report.targets, report.recoveries)
+    return table, json_path, png_path
 
 
 @click.command(name="bench")

@@ -12,13 +12,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hazelog_tools.local.processes import Running, free_port_offset, stop
+from hazelog_tools.local.processes import Running, free_port_offset, start, stop, wait_ready
 from hazelog_tools.local.runner import hazelog_command, start_all
-from hazelog_tools.local.topology import Ports, build_topology
-from hazelog_tools.member import DEFAULT_CLUSTER_NAME, DEFAULT_MAP_NAME, http_ok
+from hazelog_tools.local.topology import Kind, Ports, ProcessSpec, build_topology
+from hazelog_tools.member import (
+    DEFAULT_CLUSTER_NAME,
+    DEFAULT_MAP_NAME,
+    MAPSTORE_JAR_NAME,
+    MapStoreDatabase,
+    http_ok,
+)
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 120.0
+# What a member keeping the map in PostgreSQL needs next to the Hazelcast jar (make artifacts).
+JDBC_DRIVER_JAR_NAME = "postgresql-42.7.4.jar"
+
+
+def mapstore_jars(jar: Path) -> tuple[Path, ...]:
+    return (jar.parent / MAPSTORE_JAR_NAME, jar.parent / JDBC_DRIVER_JAR_NAME)
 
 
 def free_ports() -> Ports:
@@ -26,10 +38,12 @@ def free_ports() -> Ports:
     return Ports().shifted(free_port_offset(HOST))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Topology:
     ports: Ports
-    running: tuple[Running, ...]
+    specs: tuple[ProcessSpec, ...]
+    # Replaced in place when processes are restarted: what is stopped at the end.
+    running: list[Running]
     cluster_name: str = DEFAULT_CLUSTER_NAME
     map_name: str = DEFAULT_MAP_NAME
 
@@ -52,25 +66,64 @@ class Topology:
                 return running
         raise KeyError(name)
 
+    def stop_members(self) -> list[str]:
+        """Stop every member (gracefully, SIGKILL past its bound); the names that needed
+        SIGKILL. The services keep running and reconnect when the members are back."""
+        members = [r for r in self.running if r.kind is Kind.MEMBER]
+        killed = stop(members)
+        self.running = [r for r in self.running if r.kind is not Kind.MEMBER]
+        return killed
+
+    def start_members(self) -> None:
+        """Start every member again and wait until they have formed the cluster."""
+        pairs = []
+        for spec in self.specs:
+            if spec.kind is Kind.MEMBER:
+                # The earlier run's log is kept next to the new one.
+                if spec.log_path.exists():
+                    spec.log_path.rename(spec.log_path.with_suffix(".log.1"))
+                running = start(spec)
+                self.running.append(running)
+                pairs.append((spec, running))
+        wait_ready(pairs, START_TIMEOUT)
+
 
 @contextlib.contextmanager
-def local_topology(base_dir: Path, jar: Path) -> Iterator[Topology]:
-    """3 members, 3 logging instances, messages and facade, ready; stopped on exit."""
+def local_topology(
+    base_dir: Path,
+    jar: Path,
+    database: MapStoreDatabase | None = None,
+    cluster_name: str = DEFAULT_CLUSTER_NAME,
+) -> Iterator[Topology]:
+    """3 members, 3 logging instances, messages and facade, ready; stopped on exit. With
+    `database`, the members keep the map in it (hazelog's MapStore)."""
     java = shutil.which("java")
     if java is None:
         raise RuntimeError("java is not installed (`make system-deps` installs a JRE)")
     if not jar.is_file():
         raise RuntimeError(f"Hazelcast jar not found: {jar} (run `make artifacts`)")
+    classpath = mapstore_jars(jar) if database is not None else ()
+    for extra in classpath:
+        if not extra.is_file():
+            raise RuntimeError(f"{extra} not found (run `make artifacts`)")
     ports = free_ports()
     specs = build_topology(
-        ports, base_dir=base_dir, jar=jar, hazelog=hazelog_command(), java=java, host=HOST
+        ports,
+        base_dir=base_dir,
+        jar=jar,
+        hazelog=hazelog_command(),
+        java=java,
+        host=HOST,
+        cluster_name=cluster_name,
+        database=database,
+        classpath=classpath,
     )
     # start_all stops what it started when it fails; after that, stopping is ours.
-    running = start_all(specs, START_TIMEOUT)
+    topology = Topology(ports, tuple(specs), start_all(specs, START_TIMEOUT), cluster_name)
     try:
-        yield Topology(ports, tuple(running))
+        yield topology
     finally:
-        stop(running)
+        stop(topology.running)
 
 
 @contextlib.contextmanager

@@ -81,11 +81,31 @@ BARE = "bare Sanic POST"
 DIRECT = "logging direct POST"
 CLIENT = "hazelcast client put"
 FACADE_POST = "facade POST (e2e)"
+# The same, with the members keeping the map in PostgreSQL (write-through).
+FACADE_POST_DURABLE = "facade POST (e2e, PostgreSQL)"
 FACADE_GET = "facade GET (e2e)"
 GET_FACADE = "GET via facade"
 GET_DIRECT = "GET logging direct"
 PAGE_FIRST = "page of 100 via facade, first"
 PAGE_DEEP = "page of 100 via facade, at 90%"
+# GET of the whole log through the facade after every member was stopped and started again
+# (they load it back from PostgreSQL).
+GET_RESTARTED = "GET via facade, after full restart (PostgreSQL)"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A full restart of the members of the PostgreSQL-backed topology holding `messages`:
+    seconds to stop them all, to have them running as a cluster again (from their start),
+    and until a GET through the facade returned every message (from their start)."""
+
+    messages: int
+    stop_s: float
+    members_ready_s: float
+    log_back_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def find(figures: Sequence[Figure], stage: str, concurrency: int) -> Figure | None:
@@ -149,6 +169,16 @@ def evaluate_targets(throughput: Sequence[Figure], by_size: Sequence[Figure]) ->
             None if big is None else big.p50_ms < 2000,
         )
     )
+    durable = find(throughput, FACADE_POST_DURABLE, 64)
+    kept = _ratio(rps(FACADE_POST_DURABLE, 64), rps(FACADE_POST, 64))
+    targets.append(
+        Target(
+            "e2e POST c64 PostgreSQL / in memory",
+            kept,
+            ">= 0.5, 0 errors",
+            None if kept is None or durable is None else kept >= 0.5 and durable.errors == 0,
+        )
+    )
     return targets
 
 
@@ -197,13 +227,31 @@ def targets_table(targets: Sequence[Target]) -> str:
     return "\n".join(rows)
 
 
+def recovery_table(recoveries: Sequence[Recovery]) -> str:
+    rows = [
+        "| full restart, PostgreSQL | messages | stop s | members up s | log back s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in recoveries:
+        rows.append(
+            f"| all 3 members stopped and started | {r.messages:,} | {_fmt(r.stop_s)} "
+            f"| {_fmt(r.members_ready_s)} | {_fmt(r.log_back_s)} |"
+        )
+    return "\n".join(rows)
+
+
 def report_text(
-    throughput: Sequence[Figure], by_size: Sequence[Figure], targets: Sequence[Target]
+    throughput: Sequence[Figure],
+    by_size: Sequence[Figure],
+    targets: Sequence[Target],
+    recoveries: Sequence[Recovery] = (),
 ) -> str:
     parts = []
     if any(f.runs for f in throughput):
         parts.append(throughput_table(throughput))
     if any(f.runs for f in by_size):
         parts.append(size_table(by_size))
+    if recoveries:
+        parts.append(recovery_table(recoveries))
     parts.append(targets_table(targets))
     return "\n\n".join(parts) + "\n"

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from hazelog_tools.bench.postgres import throwaway_postgres
 from hazelog_tools.bench.processes import Topology, bare_sanic, local_topology
 from hazelog_tools.bench.results import (
     BARE,
@@ -24,12 +25,15 @@ from hazelog_tools.bench.results import (
     DIRECT,
     FACADE_GET,
     FACADE_POST,
+    FACADE_POST_DURABLE,
     GET_DIRECT,
     GET_FACADE,
+    GET_RESTARTED,
     PAGE_DEEP,
     PAGE_FIRST,
     Figure,
     Measurement,
+    Recovery,
     Target,
     evaluate_targets,
 )
@@ -47,10 +51,20 @@ class Stage(StrEnum):
     GET = "get"
     SIZES = "sizes"
     PAGES = "pages"
+    # The facade's POST with the members keeping the map in PostgreSQL (a second topology).
+    DURABLE = "durable"
+    # GET of the biggest size after a full restart of that topology's members.
+    RESTART = "restart"
 
     @property
     def needs_cluster(self) -> bool:
-        return self is not Stage.BARE
+        """Runs against the in-memory topology."""
+        return self not in (Stage.BARE, Stage.DURABLE, Stage.RESTART)
+
+    @property
+    def needs_database(self) -> bool:
+        """Runs against the PostgreSQL-backed topology."""
+        return self in (Stage.DURABLE, Stage.RESTART)
 
 
 @dataclass(frozen=True)
@@ -72,11 +86,28 @@ class Plan:
     def needs_cluster(self) -> bool:
         return any(stage.needs_cluster for stage in self.stages)
 
+    @property
+    def needs_database(self) -> bool:
+        return any(stage.needs_database for stage in self.stages)
+
+    @property
+    def restart_size(self) -> int:
+        """Messages in the log restarted by the restart stage: the biggest size."""
+        return max(self.sizes, default=self.get_size)
+
+
+# The PostgreSQL-backed topology runs next to the in-memory one: its own cluster.
+DURABLE_CLUSTER_NAME = "hazelog-bench-durable"
+# Bound on the wait for a restarted log to be back whole (it only turns "never" into failure).
+RECOVERY_TIMEOUT = 600.0
+RECOVERY_POLL = 0.2
+
 
 @dataclass
 class Report:
     throughput: list[Figure] = field(default_factory=list)
     by_size: list[Figure] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +119,7 @@ class Report:
             "meta": self.meta,
             "throughput": [f.as_json() for f in self.throughput if f.runs],
             "get_by_size": [f.as_json() for f in self.by_size if f.runs],
+            "full_restart": [r.as_json() for r in self.recoveries],
             "targets": [t.as_json() for t in self.targets],
         }
 
@@ -150,13 +182,34 @@ class Bench:
                 topology = stack.enter_context(
                     local_topology(self.plan.work_dir / "topology", self.plan.jar)
                 )
-            storage = None
-            if topology is not None:
-                storage = await Storage.connect(
-                    topology.cluster_name, topology.members, topology.map_name
+            durable = None
+            if self.plan.needs_database:
+                self.progress(
+                    "starting a throwaway PostgreSQL and a topology that keeps the map in it..."
                 )
+                server = stack.enter_context(throwaway_postgres())
+                durable = stack.enter_context(
+                    local_topology(
+                        self.plan.work_dir / "durable-topology",
+                        self.plan.jar,
+                        database=server.database,
+                        cluster_name=DURABLE_CLUSTER_NAME,
+                    )
+                )
+            storages: list[Storage] = []
             try:
-                await self._posts(bare_url, topology, storage)
+                storage = durable_storage = None
+                if topology is not None:
+                    storage = await Storage.connect(
+                        topology.cluster_name, topology.members, topology.map_name
+                    )
+                    storages.append(storage)
+                if durable is not None:
+                    durable_storage = await Storage.connect(
+                        durable.cluster_name, durable.members, durable.map_name
+                    )
+                    storages.append(durable_storage)
+                await self._posts(bare_url, topology, storage, durable)
                 if topology is not None and storage is not None:
                     if Stage.GET in self.plan.stages:
                         await self._gets(topology, storage)
@@ -164,9 +217,15 @@ class Bench:
                         await self._sizes(topology, storage)
                     if Stage.PAGES in self.plan.stages:
                         await self._pages(topology, storage)
+                if (
+                    durable is not None
+                    and durable_storage is not None
+                    and Stage.RESTART in self.plan.stages
+                ):
+                    await self._restart(durable, durable_storage)
             finally:
-                if storage is not None:
-                    await storage.close()
+                for opened in storages:
+                    await opened.close()
 
     def _figures(self, stages: Sequence[str]) -> dict[tuple[str, int], Figure]:
         figures = {}
@@ -184,7 +243,11 @@ class Bench:
         )
 
     async def _posts(
-        self, bare_url: str | None, topology: Topology | None, storage: Storage | None
+        self,
+        bare_url: str | None,
+        topology: Topology | None,
+        storage: Storage | None,
+        durable: Topology | None,
     ) -> None:
         loads: dict[str, Callable[[int, float], Any]] = {}
         stages = self.plan.stages
@@ -198,6 +261,9 @@ class Bench:
         if topology is not None and Stage.POST in stages:
             facade = topology.facade_url
             loads[FACADE_POST] = lambda c, s: self.wrk_load(facade, Load.POST_TEXT, c, s)
+        if durable is not None and Stage.DURABLE in stages:
+            kept = durable.facade_url
+            loads[FACADE_POST_DURABLE] = lambda c, s: self.wrk_load(kept, Load.POST_TEXT, c, s)
         if not loads:
             return
         figures = self._figures(list(loads))
@@ -287,8 +353,68 @@ class Bench:
                     figures[stage].runs.append(m)
                     self._note(f"{stage} at {size:,}", m)
 
+    async def _restart(self, topology: Topology, storage: Storage) -> None:
+        """Fill the PostgreSQL-backed log, stop every member, start them again and time until
+        the facade's GET returns the whole log (loaded back from PostgreSQL); then its GET."""
+        size = self.plan.restart_size
+        await storage.clear()
+        began = time.monotonic()
+        await storage.fill(size)
+        self.progress(f"{size:,} messages stored (PostgreSQL) in {time.monotonic() - began:.1f} s")
+        check_counts(topology, size)
+        # Its work is done; connected, it would only report its members' departure as errors.
+        await storage.close()
+        began = time.monotonic()
+        killed = topology.stop_members()
+        stopped = time.monotonic()
+        if killed:
+            raise RuntimeError(f"members needed SIGKILL to stop: {', '.join(killed)}")
+        topology.start_members()
+        ready = time.monotonic()
+        wait_whole_log(topology.facade_url, size, RECOVERY_TIMEOUT)
+        back = time.monotonic()
+        recovery = Recovery(size, stopped - began, ready - stopped, back - stopped)
+        self.report.recoveries.append(recovery)
+        self.progress(
+            f"full restart with {size:,} messages: members stopped in {recovery.stop_s:.1f} s, "
+            f"up again in {recovery.members_ready_s:.1f} s, whole log back after "
+            f"{recovery.log_back_s:.1f} s"
+        )
+        slowest = check_counts(topology, size)
+        seconds = max(self.plan.size_duration, 4 * slowest)
+        figure = Figure(GET_RESTARTED, 1, size=size)
+        self.report.by_size.append(figure)
+        for _ in range(self.plan.runs):
+            m = await self.wrk_load(topology.facade_url, Load.GET, 1, seconds)
+            figure.runs.append(m)
+            self._note(f"{GET_RESTARTED} at {size:,}", m)
+
 
 PAGE_LIMIT = 100
+
+
+def whole_log_count(url: str) -> int | None:
+    """Messages in the facade's JSON GET; None while it does not answer 200."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return len(json.loads(response.read())["messages"])
+    except (OSError, ValueError, KeyError):
+        # Refused, 503 (HTTPError is an OSError) or cut off while the members come back.
+        return None
+
+
+def wait_whole_log(url: str, size: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        count = whole_log_count(url)
+        if count == size:
+            return
+        if count is not None and count > size:
+            raise RuntimeError(f"expected {size} messages after the restart, got {count}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the log was not back whole {timeout:.0f} s after the restart")
+        time.sleep(RECOVERY_POLL)
 
 
 def check_page(url: str, limit: int) -> None:

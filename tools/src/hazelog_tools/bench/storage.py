@@ -24,6 +24,7 @@ class Storage:
     def __init__(self, client: Any, messages: Map[str, HazelcastJsonValue]) -> None:
         self._client = client
         self.map = messages
+        self._closed = False
 
     @classmethod
     async def connect(cls, cluster_name: str, members: Sequence[str], map_name: str) -> Storage:
@@ -34,7 +35,10 @@ class Storage:
         return cls(client, messages)
 
     async def close(self) -> None:
-        await self._client.shutdown()
+        """Shut the client down (again: nothing)."""
+        if not self._closed:
+            self._closed = True
+            await self._client.shutdown()
 
     async def put_load(self, concurrency: int, duration: float) -> Measurement:
         """`concurrency` tasks storing fresh messages back to back for `duration` seconds,

@@ -1,6 +1,7 @@
 package hazelog.mapstore;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,9 +19,11 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -206,6 +209,29 @@ class PostgresMessageStoreTest {
         String after = UUID.randomUUID().toString();
         store.store(after, new HazelcastJsonValue(json(3, after, "after")));
         assertEquals(Set.of(before, after), store.loadAll(List.of(before, during, after)).keySet());
+    }
+
+    @Test
+    void theInitialLoadsBatchesWaitForTheDatabaseWhileASingleLoadFailsAtOnce() throws Exception {
+        String table = newTable();
+        store = open(table);
+        String key = UUID.randomUUID().toString();
+        store.store(key, new HazelcastJsonValue(json(1, key, "kept")));
+
+        // Hazelcast completes an eager load without a batch whose loadAll threw: the map then
+        // serves a partial log. So loadAll waits for the database; load (a put's read-through)
+        // must not hold a partition thread meanwhile.
+        postgres.stopServer();
+        CompletableFuture<Map<String, HazelcastJsonValue>> batch;
+        try {
+            assertThrows(StoreUnavailableException.class, () -> store.load(key));
+            batch = CompletableFuture.supplyAsync(() -> store.loadAll(List.of(key)));
+            Thread.sleep(3000);
+            assertFalse(batch.isDone(), "loadAll gave up while the database was down");
+        } finally {
+            postgres.startServer();
+        }
+        assertEquals(Set.of(key), batch.get(60, TimeUnit.SECONDS).keySet());
     }
 
     @Test
