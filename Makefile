@@ -118,6 +118,8 @@ lab: lab-up artifacts
 	@echo "  vagrant ssh logging3 -c 'systemctl status hazelcast@20002'"
 	@echo "  vagrant ssh logging1 -c 'journalctl -u logging@20000'"
 	@echo "  vagrant ssh logging3 -c 'sudo systemctl start logging@20002'"
+	@echo "  curl -H 'Accept: application/json' $(LAB_FACADE)status"
+	@echo "  open http://192.168.56.13:9090/alerts   # Prometheus: targets, alerts"
 	@echo "  ansible-playbook playbooks/rolling-restart.yml"
 	@echo "  vagrant halt          # make lab-down"
 	@echo "  vagrant destroy -f    # make lab-destroy"
