@@ -76,7 +76,7 @@ promtool:
 
 .PHONY: pytest
 pytest: $(STAMP) artifacts box promtool
-	$(BIN)/pytest -ra
+	$(BIN)/pytest -ra --durations=30
 
 .PHONY: test
 # The deploy tests leave the hosts they made up for molecule, which converges them again and
