@@ -17,6 +17,11 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 MemberAddress = Annotated[str, Field(pattern=r"^[^\s:]+:\d{1,5}$")]
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+# Connections the kernel queues before the server accepts them. Sanic's 100 overflowed under
+# 4x overload (TcpExt ListenOverflows): dropped SYNs are retried by the client seconds later,
+# a multi-second tail; a queued connection is answered (or refused early) at once instead.
+# The kernel caps it at net.core.somaxconn (4096 by default).
+DEFAULT_BACKLOG = 1024
 
 
 class ConfigError(Exception):
@@ -29,6 +34,7 @@ class ServiceConfig(BaseModel):
     host: str = "127.0.0.1"
     port: Port
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    backlog: int = Field(default=DEFAULT_BACKLOG, ge=1, le=65535)
 
 
 class MessagesConfig(ServiceConfig):

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from hazelog.cli import main
 from hazelog.config import (
+    DEFAULT_BACKLOG,
     DEFAULT_MAX_BODY_BYTES,
     ConfigError,
     FacadeConfig,
@@ -28,6 +29,7 @@ def test_defaults_match_the_local_topology() -> None:
     ]
     assert str(facade.messages_url) == "http://127.0.0.1:8081/"
     assert facade.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 65536
+    assert facade.backlog == DEFAULT_BACKLOG == 1024
     logging_config = load_config(LoggingConfig)
     assert (logging_config.port, logging_config.cluster_name) == (20000, "hazelog")
     assert logging_config.members == ["127.0.0.1:21000"]
@@ -38,12 +40,13 @@ def test_file_values_and_flag_overrides(tmp_path: Path) -> None:
     path = tmp_path / "logging.toml"
     path.write_text(
         'host = "192.168.77.21"\nport = 20001\ncluster_name = "lab"\n'
-        'members = ["192.168.77.21:21001", "192.168.77.22:21002"]\n'
+        'members = ["192.168.77.21:21001", "192.168.77.22:21002"]\nbacklog = 4096\n'
     )
     config = load_config(LoggingConfig, path, {"port": 20005, "members": (), "host": None})
     assert config.host == "192.168.77.21"
     assert config.port == 20005  # the flag wins
     assert config.cluster_name == "lab"
+    assert config.backlog == 4096
     assert config.members == ["192.168.77.21:21001", "192.168.77.22:21002"]  # () = not given
 
 
@@ -57,6 +60,7 @@ def test_file_values_and_flag_overrides(tmp_path: Path) -> None:
         (FacadeConfig, 'logging_urls = ["not a url"]\n', "logging_urls"),
         (FacadeConfig, "deadline = 0\n", "deadline"),
         (FacadeConfig, "max_body_bytes = 0\n", "max_body_bytes"),
+        (MessagesConfig, "backlog = 0\n", "backlog"),
         (FacadeConfig, "port = [\n", "not valid TOML"),
     ],
 )

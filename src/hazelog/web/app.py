@@ -147,6 +147,7 @@ def serve(app: App) -> None:
     app.run(
         host=config.host,
         port=config.port,
+        backlog=config.backlog,
         single_process=True,
         access_log=False,
         motd=False,

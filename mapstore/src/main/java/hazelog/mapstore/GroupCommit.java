@@ -10,7 +10,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.function.Consumer;
+import java.util.function.Function;
 
 /**
  * Write-through with fewer transactions: single stores that arrive while the database is busy
@@ -32,13 +32,17 @@ final class GroupCommit<K, V> {
         }
     }
 
-    private final Consumer<Map<K, V>> write;
+    private final Function<Map<K, V>, Map<K, RuntimeException>> write;
     private final Semaphore writers;
     private final int maxBatch;
     private final ConcurrentLinkedQueue<Pending<K, V>> queue = new ConcurrentLinkedQueue<>();
 
-    /** At most {@code concurrentWrites} transactions at once, of at most {@code maxBatch} entries. */
-    GroupCommit(Consumer<Map<K, V>> write, int concurrentWrites, int maxBatch) {
+    /**
+     * At most {@code concurrentWrites} transactions at once, of at most {@code maxBatch} entries.
+     * {@code write} commits a batch and answers the entries it refused, each with what its
+     * caller throws (the others are committed).
+     */
+    GroupCommit(Function<Map<K, V>, Map<K, RuntimeException>> write, int concurrentWrites, int maxBatch) {
         this.write = write;
         this.writers = new Semaphore(Math.max(1, concurrentWrites));
         this.maxBatch = Math.max(1, maxBatch);
@@ -89,12 +93,20 @@ final class GroupCommit<K, V> {
         for (Pending<K, V> pending : batch) {
             entries.put(pending.key, pending.value);
         }
+        Map<K, RuntimeException> refused;
         try {
-            write.accept(entries);
+            refused = write.apply(entries);
         } catch (RuntimeException e) {
             batch.forEach(pending -> pending.done.completeExceptionally(e));
             return;
         }
-        batch.forEach(pending -> pending.done.complete(null));
+        for (Pending<K, V> pending : batch) {
+            RuntimeException failure = refused.get(pending.key);
+            if (failure == null) {
+                pending.done.complete(null);
+            } else {
+                pending.done.completeExceptionally(failure);
+            }
+        }
     }
 }

@@ -14,9 +14,9 @@ import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 
 /**
- * Read-through with fewer round trips: every put of a new message first asks the store for
- * its key (a put-if-absent on a map with a loader loads a missing key), so under load each
- * message would cost a SELECT of its own. Single loads that arrive while others are being
+ * Read-through with fewer round trips: a put-if-absent on a map with a loader loads a missing
+ * key; the few loads that read the table (keys a store found there, see PostgresMessageStore)
+ * would otherwise cost a SELECT each. Single loads that arrive while others are being
  * read go together in the next SELECT, by whichever caller gets to read next; each caller
  * gets its own key's value (or null), or what the read threw. The same scheme as
  * {@link GroupCommit}, for reads.

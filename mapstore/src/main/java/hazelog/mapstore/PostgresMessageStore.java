@@ -6,6 +6,7 @@ import com.hazelcast.map.MapLoaderLifecycleSupport;
 import com.hazelcast.map.MapStore;
 import com.hazelcast.map.IMap;
 import com.hazelcast.map.LocalMapStats;
+import com.hazelcast.spi.exception.RetryableHazelcastException;
 import java.sql.Array;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -14,9 +15,12 @@ import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
@@ -32,6 +36,18 @@ import java.util.regex.Pattern;
  * <p>Single stores (write-through calls one per put) are group-committed: those arriving while
  * earlier ones are being written go together in the next transaction; each returns only once
  * its entry is committed.
+ *
+ * <p>A put of a new message does not read the table first. Hazelcast asks the loader for a key
+ * the map does not hold (put-if-absent must know whether it exists), but the map already holds
+ * every row: Hazelcast runs no operation on a partition before the eager initial load has
+ * filled it (it retries them meanwhile), and rows reach the table only through the map. So
+ * {@link #load} answers "absent" without a SELECT, and the store that follows checks instead,
+ * in the INSERT itself: a row already there with the same text is left as it is (a retry of a
+ * store that committed although its put failed), and one with other text (the same rare
+ * cases, retried under the same UUID with another accept time or text; or a partition lost
+ * with all its backups) refuses the put with a retryable exception: Hazelcast runs the put
+ * again, and this time {@link #load} reads the row, so put-if-absent answers with the message
+ * stored first, as if the map had held it.
  *
  * <p>Map-store properties: {@code jdbc-url} (required), {@code user}, {@code password},
  * {@code table} (default: the map's name), {@code pool-size} (8), {@code connect-timeout-seconds}
@@ -54,6 +70,8 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
     private static final long STATS_INTERVAL_NANOS = 100_000_000L;
     // Per-entry cost besides the key and value bytes (record, hash table slot, Data headers).
     private static final long ENTRY_OVERHEAD_BYTES = 200;
+    private static final long UNVERIFIED_PRUNE_NANOS = 60_000_000_000L;
+    private static final long UNVERIFIED_KEEP_NANOS = 600_000_000_000L;
 
     private ConnectionPool pool;
     private String table;
@@ -64,10 +82,21 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
     private volatile long measuredCost;
     private volatile long measuredAt;
     private final AtomicLong storedSince = new AtomicLong();
-    private GroupCommit<String, HazelcastJsonValue> groupCommit;
+    private GroupCommit<String, Write> groupCommit;
     private GroupLoad<String, HazelcastJsonValue> groupLoad;
     private volatile IMap<?, ?> proxy;
     private final AtomicBoolean proxyFetcher = new AtomicBoolean();
+    // Keys load answered "absent" for without reading the table (nanoTime of the answer),
+    // until their store checks the table for them.
+    private final ConcurrentHashMap<String, Long> unverified = new ConcurrentHashMap<>();
+    private final AtomicLong unverifiedPrunedAt = new AtomicLong(System.nanoTime());
+    // Keys a store found in the table with other text: their next load reads the row.
+    private final Set<String> inTable = ConcurrentHashMap.newKeySet();
+    private final AtomicLong singleLoadsRead = new AtomicLong();
+
+    /** A store's value, and whether load answered "absent" for its key without reading. */
+    private record Write(HazelcastJsonValue value, boolean unverified) {
+    }
 
     @Override
     public void init(HazelcastInstance instance, Properties properties, String mapName) {
@@ -124,7 +153,7 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
         // Write-through calls this once per put, from many threads at once: group commit.
         long incoming = reserve(Map.of(key, value));
         try {
-            groupCommit.store(key, value);
+            groupCommit.store(key, new Write(value, unverified.remove(key) != null));
         } catch (RuntimeException e) {
             storedSince.addAndGet(-incoming);
             throw e;
@@ -138,36 +167,103 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
         }
         long incoming = reserve(entries);
         try {
-            write(entries);
+            Map<String, Write> writes = new HashMap<>();
+            entries.forEach((key, value) -> writes.put(key, new Write(value, unverified.remove(key) != null)));
+            Map<String, RuntimeException> refused = write(writes);
+            if (!refused.isEmpty()) {
+                throw refused.values().iterator().next();
+            }
         } catch (RuntimeException e) {
             storedSince.addAndGet(-incoming);
             throw e;
         }
     }
 
-    private void write(Map<String, HazelcastJsonValue> entries) {
-        String sql = "INSERT INTO " + table + " (uuid, accepted_at, body) VALUES (?, ?, ?)"
-                + " ON CONFLICT (uuid) DO UPDATE SET accepted_at = EXCLUDED.accepted_at, body = EXCLUDED.body";
-        run("store " + entries.size() + " entries", connection -> {
+    /**
+     * Commits the entries in one transaction; answers those refused because the table holds
+     * their key with other text although load said it was absent (the others are committed).
+     */
+    private Map<String, RuntimeException> write(Map<String, Write> entries) {
+        Map<String, HazelcastJsonValue> replacing = new HashMap<>();
+        Map<String, HazelcastJsonValue> adding = new HashMap<>();
+        entries.forEach((key, write) -> (write.unverified() ? adding : replacing).put(key, write.value()));
+        return run("store " + entries.size() + " entries", connection -> {
             connection.setAutoCommit(false);
-            try (PreparedStatement insert = connection.prepareStatement(sql)) {
-                for (Map.Entry<String, HazelcastJsonValue> entry : entries.entrySet()) {
-                    String json = entry.getValue().toString();
-                    insert.setString(1, entry.getKey());
-                    insert.setLong(2, acceptedAt(json));
-                    insert.setString(3, json);
-                    insert.addBatch();
+            try {
+                if (!replacing.isEmpty()) {
+                    upsert(connection, replacing);
                 }
-                insert.executeBatch();
+                Map<String, RuntimeException> refused = adding.isEmpty() ? Map.of() : insertNew(connection, adding);
                 connection.commit();
+                return refused;
             } catch (SQLException e) {
                 connection.rollback();
                 throw e;
             } finally {
                 connection.setAutoCommit(true);
             }
-            return null;
         });
+    }
+
+    /** A key the map held (or a storeAll's): its row is replaced, as a map's put replaces. */
+    private void upsert(Connection connection, Map<String, HazelcastJsonValue> entries) throws SQLException {
+        String sql = "INSERT INTO " + table + " (uuid, accepted_at, body) VALUES (?, ?, ?)"
+                + " ON CONFLICT (uuid) DO UPDATE SET accepted_at = EXCLUDED.accepted_at, body = EXCLUDED.body";
+        try (PreparedStatement insert = connection.prepareStatement(sql)) {
+            for (Map.Entry<String, HazelcastJsonValue> entry : entries.entrySet()) {
+                String json = entry.getValue().toString();
+                insert.setString(1, entry.getKey());
+                insert.setLong(2, acceptedAt(json));
+                insert.setString(3, json);
+                insert.addBatch();
+            }
+            insert.executeBatch();
+        }
+    }
+
+    /**
+     * Keys load answered "absent" for without reading: inserted unless the table has them. A
+     * row already there with the same text is a retried store that had committed: done. One
+     * with other text is refused, retryably, and read by the key's next load.
+     */
+    private Map<String, RuntimeException> insertNew(Connection connection, Map<String, HazelcastJsonValue> entries)
+            throws SQLException {
+        List<String> keys = new ArrayList<>(entries.keySet());
+        Long[] acceptedAt = new Long[keys.size()];
+        String[] bodies = new String[keys.size()];
+        for (int i = 0; i < keys.size(); i++) {
+            bodies[i] = entries.get(keys.get(i)).toString();
+            acceptedAt[i] = acceptedAt(bodies[i]);
+        }
+        Set<String> present = new HashSet<>(keys);
+        String sql = "INSERT INTO " + table + " (uuid, accepted_at, body)"
+                + " SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[])"
+                + " ON CONFLICT (uuid) DO NOTHING RETURNING uuid";
+        try (PreparedStatement insert = connection.prepareStatement(sql)) {
+            insert.setArray(1, connection.createArrayOf("text", keys.toArray()));
+            insert.setArray(2, connection.createArrayOf("bigint", acceptedAt));
+            insert.setArray(3, connection.createArrayOf("text", bodies));
+            try (ResultSet rows = insert.executeQuery()) {
+                while (rows.next()) {
+                    present.remove(rows.getString(1));
+                }
+            }
+        }
+        if (present.isEmpty()) {
+            return Map.of();
+        }
+        Map<String, HazelcastJsonValue> stored = select(connection, present);
+        Map<String, RuntimeException> refused = new HashMap<>();
+        for (String key : present) {
+            HazelcastJsonValue row = stored.get(key);
+            if (row != null && row.toString().equals(entries.get(key).toString())) {
+                continue;
+            }
+            inTable.add(key);
+            refused.put(key, new RetryableHazelcastException("message " + key + " is already in table " + table
+                    + " with other content although the map did not hold it: the put is retried with the stored row"));
+        }
+        return refused;
     }
 
     @Override
@@ -189,12 +285,43 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
         });
     }
 
-    /** A read-through of one key (a put of a new message asks first): one attempt, so a put
-     * during a database outage fails at once and partition threads are never held; loads
-     * arriving together share one SELECT (group load). */
+    /**
+     * A key the map does not hold (a put of a new message asks first): absent, without reading
+     * the table (see the class comment), unless a store found the key in the table. Then one
+     * attempt, so a put during a database outage fails at once and partition threads are never
+     * held; loads arriving together share one SELECT (group load).
+     */
     @Override
     public HazelcastJsonValue load(String key) {
-        return groupLoad.load(key);
+        if (!inTable.remove(key)) {
+            long now = System.nanoTime();
+            unverified.put(key, now);
+            pruneUnverified(now);
+            return null;
+        }
+        singleLoadsRead.incrementAndGet();
+        try {
+            return groupLoad.load(key);
+        } catch (RuntimeException e) {
+            inTable.add(key);
+            throw e;
+        }
+    }
+
+    /**
+     * Forgets unverified keys no store followed (a get of a missing key) after ten minutes, at
+     * most once a minute: a store comes within seconds of its load.
+     */
+    private void pruneUnverified(long now) {
+        long last = unverifiedPrunedAt.get();
+        if (now - last > UNVERIFIED_PRUNE_NANOS && unverifiedPrunedAt.compareAndSet(last, now)) {
+            unverified.values().removeIf(at -> now - at > UNVERIFIED_KEEP_NANOS);
+        }
+    }
+
+    /** Single loads that read the table (the others answered "absent" at once): for tests. */
+    long singleLoadsRead() {
+        return singleLoadsRead.get();
     }
 
     /**

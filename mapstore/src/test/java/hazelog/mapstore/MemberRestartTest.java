@@ -15,6 +15,12 @@ import com.hazelcast.map.IMap;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
@@ -48,6 +54,11 @@ class MemberRestartTest {
     }
 
     private static HazelcastInstance member(String table, long maxEntryBytes, int loadWait) throws IOException {
+        return member(table, maxEntryBytes, loadWait, null);
+    }
+
+    private static HazelcastInstance member(String table, long maxEntryBytes, int loadWait,
+            PostgresMessageStore implementation) throws IOException {
         Config config = new Config();
         config.setClusterName("mapstore-test-" + UUID.randomUUID());
         config.setProperty("hazelcast.phone.home.enabled", "false");
@@ -62,6 +73,9 @@ class MemberRestartTest {
                 .setClassName(PostgresMessageStore.class.getName())
                 .setInitialLoadMode(MapStoreConfig.InitialLoadMode.EAGER)
                 .setWriteDelaySeconds(0);
+        if (implementation != null) {
+            store.setImplementation(implementation);
+        }
         PostgresMessageStoreTest.properties(postgres.url(), table)
                 .forEach((key, value) -> store.setProperty((String) key, (String) value));
         store.setProperty("max-entry-bytes", Long.toString(maxEntryBytes));
@@ -115,6 +129,79 @@ class MemberRestartTest {
             assertEquals(written.size() + 1, map.size());
         } finally {
             second.getLifecycleService().terminate();
+        }
+    }
+
+    @Test
+    void putsOfNewMessagesReadNothingAndAPutOfAKeyOnlyTheTableHoldsAnswersTheStoredRow() throws Exception {
+        String table = "no_lookup";
+        PostgresMessageStore store = new PostgresMessageStore();
+        HazelcastInstance member = member(table, 0, 30, store);
+        try {
+            IMap<String, HazelcastJsonValue> map = member.getMap("messages");
+            for (int i = 0; i < 200; i++) {
+                String uuid = UUID.randomUUID().toString();
+                assertNull(map.putIfAbsent(uuid, new HazelcastJsonValue(PostgresMessageStoreTest.json(i, uuid, "m" + i))));
+            }
+            // Every put asked the loader for its new key; none read the table.
+            assertEquals(0, store.singleLoadsRead());
+            assertEquals(200, count(table));
+
+            // A row the map does not hold (its put failed after the commit, or its partition
+            // was lost with every backup), then a retry under its UUID with another accept time.
+            String uuid = UUID.randomUUID().toString();
+            String first = PostgresMessageStoreTest.json(1, uuid, "first");
+            insertRow(table, uuid, 1, first);
+            HazelcastJsonValue previous = map.putIfAbsent(uuid, new HazelcastJsonValue(PostgresMessageStoreTest.json(2, uuid, "first")));
+            assertEquals(first, String.valueOf(previous));
+            assertEquals(first, map.get(uuid).toString());
+            assertEquals(first, body(table, uuid));
+            assertEquals(1, store.singleLoadsRead());
+
+            // The same text retried: stored, the row as it was.
+            String same = UUID.randomUUID().toString();
+            String text = PostgresMessageStoreTest.json(3, same, "same");
+            insertRow(table, same, 3, text);
+            assertNull(map.putIfAbsent(same, new HazelcastJsonValue(text)));
+            assertEquals(text, body(table, same));
+            assertEquals(202, count(table));
+            assertEquals(202, map.size());
+        } finally {
+            member.getLifecycleService().terminate();
+        }
+    }
+
+    private static Connection connect() throws SQLException {
+        return DriverManager.getConnection(postgres.url(), TestPostgres.USER, TestPostgres.PASSWORD);
+    }
+
+    private static void insertRow(String table, String uuid, long acceptedAt, String body) throws SQLException {
+        try (Connection connection = connect();
+             PreparedStatement insert = connection.prepareStatement(
+                     "INSERT INTO " + table + " (uuid, accepted_at, body) VALUES (?, ?, ?)")) {
+            insert.setString(1, uuid);
+            insert.setLong(2, acceptedAt);
+            insert.setString(3, body);
+            insert.executeUpdate();
+        }
+    }
+
+    private static String body(String table, String uuid) throws SQLException {
+        try (Connection connection = connect();
+             PreparedStatement select = connection.prepareStatement("SELECT body FROM " + table + " WHERE uuid = ?")) {
+            select.setString(1, uuid);
+            try (ResultSet rows = select.executeQuery()) {
+                return rows.next() ? rows.getString(1) : null;
+            }
+        }
+    }
+
+    private static long count(String table) throws SQLException {
+        try (Connection connection = connect();
+             Statement statement = connection.createStatement();
+             ResultSet rows = statement.executeQuery("SELECT count(*) FROM " + table)) {
+            rows.next();
+            return rows.getLong(1);
         }
     }
 

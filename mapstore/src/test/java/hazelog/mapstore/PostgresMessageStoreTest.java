@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.hazelcast.core.HazelcastJsonValue;
+import com.hazelcast.spi.exception.RetryableHazelcastException;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -107,8 +108,37 @@ class PostgresMessageStoreTest {
         store.store(uuid, new HazelcastJsonValue(text));
 
         assertEquals(List.of(1_700_000_000_123_456_789L, text), row(table, uuid));
-        assertEquals(text, store.load(uuid).toString());
-        assertNull(store.load(UUID.randomUUID().toString()));
+        assertEquals(text, store.loadAll(List.of(uuid)).get(uuid).toString());
+        assertEquals(Map.of(), store.loadAll(List.of(UUID.randomUUID().toString())));
+    }
+
+    @Test
+    void aKeyLoadCalledAbsentIsCheckedByItsStoreAndReadByTheNextLoadWhenTheTableHadIt() throws Exception {
+        String table = newTable();
+        store = open(table);
+        String uuid = UUID.randomUUID().toString();
+        String first = json(1, uuid, "first");
+        store.store(uuid, new HazelcastJsonValue(first));
+
+        // The table has the key, the map (which load stands for) did not: absent, unread.
+        assertNull(store.load(uuid));
+        assertEquals(0, store.singleLoadsRead());
+        // The same text again (a store that had committed, retried): done, row unchanged.
+        store.store(uuid, new HazelcastJsonValue(first));
+        assertEquals(List.of(1L, first), row(table, uuid));
+
+        // Other text under that key: refused retryably, the row kept, the next load reads it.
+        assertNull(store.load(uuid));
+        assertThrows(RetryableHazelcastException.class,
+                () -> store.store(uuid, new HazelcastJsonValue(json(2, uuid, "second"))));
+        assertEquals(List.of(1L, first), row(table, uuid));
+        assertEquals(first, store.load(uuid).toString());
+        assertEquals(1, store.singleLoadsRead());
+        assertEquals(1, count(table));
+
+        // A store with no load before it (a put replacing a value the map holds) replaces.
+        store.store(uuid, new HazelcastJsonValue(json(3, uuid, "third")));
+        assertEquals(List.of(3L, json(3, uuid, "third")), row(table, uuid));
     }
 
     @Test
@@ -221,6 +251,10 @@ class PostgresMessageStoreTest {
         // Hazelcast completes an eager load without a batch whose loadAll threw: the map then
         // serves a partial log. So loadAll waits for the database; load (a put's read-through)
         // must not hold a partition thread meanwhile.
+        // A store found the key in the table with other text: its next load reads the table.
+        assertNull(store.load(key));
+        assertThrows(RetryableHazelcastException.class,
+                () -> store.store(key, new HazelcastJsonValue(json(2, key, "other"))));
         postgres.stopServer();
         CompletableFuture<Map<String, HazelcastJsonValue>> batch;
         try {
