@@ -289,6 +289,7 @@ def test_a_corrupt_wheel_keeps_the_live_release_then_a_good_one_switches_and_rol
     figures |= {"restore_rc": code, "restore_changed": sum(recap_changed(output).values())}
     report_figures(request.config, "safe-deploys-release", figures)
     assert code == 0, output[-5000:]
+    assert figures["restore_changed"] == 0, output[-5000:]
     assert {host: release_of(lab, host) for host in hosts} == live
 
 
