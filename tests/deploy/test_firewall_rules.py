@@ -8,7 +8,6 @@ out the right peers is tested on the deployed Vagrant hosts (test_reliability.py
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import shutil
@@ -17,72 +16,39 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.conftest import require
-from tests.deploy.ansible import ansible_playbook
+from tests.deploy.render import render as render_role
+from tests.deploy.render import repo_inventory, role_play
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles/firewall"
-INVENTORY = REPO / "inventory/vagrant/hosts.yml"
 
 FACADE = "192.168.56.10"
 LOGGING = ["192.168.56.21", "192.168.56.22", "192.168.56.23"]
 MONITOR = "192.168.56.13"
 
-RENDER_PLAY = [
-    {
-        "name": "Render the firewall ruleset of every host",
-        "hosts": "facade:messages:logging:monitoring",
-        "gather_facts": False,
-        "tasks": [
-            {
-                "name": "Load the role's defaults and vars",
-                "ansible.builtin.include_vars": "{{ item }}",
-                "loop": [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml")],
+RENDER_PLAY = role_play(
+    ROLE,
+    "Render the firewall ruleset of every host",
+    "all",
+    [
+        {
+            "name": "Render",
+            "ansible.builtin.template": {
+                "src": str(ROLE / "templates/nftables.conf.j2"),
+                "dest": "{{ out }}/{{ inventory_hostname }}.nft",
+                "mode": "0644",
             },
-            {
-                "name": "Run the role's checks",
-                "ansible.builtin.include_tasks": str(ROLE / "tasks/preflight.yml"),
-            },
-            {
-                "name": "Render",
-                "ansible.builtin.template": {
-                    "src": str(ROLE / "templates/nftables.conf.j2"),
-                    "dest": "{{ out }}/{{ inventory_hostname }}.nft",
-                    "mode": "0644",
-                },
-            },
-        ],
-    }
-]
+        }
+    ],
+)
 
 
 def render(
     tmp_path: Path, inventory: dict[str, Any], **extra_vars: Any
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    (tmp_path / "render.yml").write_text(yaml.safe_dump(RENDER_PLAY), encoding="utf-8")
-    extra = {
-        "out": str(tmp_path),
-        # Every "host" is this controller: nothing is reached over SSH.
-        "ansible_connection": "local",
-        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-        **extra_vars,
-    }
-    return ansible_playbook(
-        "-i",
-        str(tmp_path / "hosts.yml"),
-        str(tmp_path / "render.yml"),
-        "-e",
-        json.dumps(extra),
-        timeout=300,
-    )
-
-
-def repo_inventory() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(INVENTORY.read_text(encoding="utf-8"))
-    return loaded
+    return render_role(tmp_path, RENDER_PLAY, inventory, **extra_vars)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +79,19 @@ def accepts(ruleset: str) -> dict[int, set[str] | None]:
 
 
 def test_every_host_gets_a_ruleset(rulesets: dict[str, str]) -> None:
-    assert set(rulesets) == {"facade", "messages", "logging1", "logging2", "logging3", "monitor"}
+    assert set(rulesets) == {
+        "facade",
+        "messages",
+        "db",
+        "monitor",
+        "logging1",
+        "logging2",
+        "logging3",
+    }
+
+
+def test_database_only_from_the_logging_hosts(rulesets: dict[str, str]) -> None:
+    assert accepts(rulesets["db"]) == {22: None, 5432: set(LOGGING), 9100: {MONITOR}}
 
 
 def test_rulesets_pass_nft_check(rulesets: dict[str, str], tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ connection. promtool comes unpacked from Debian's package (`make promtool`), nev
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 import subprocess
@@ -20,51 +19,40 @@ import pytest
 import yaml
 
 from tests.conftest import require
-from tests.deploy.ansible import ansible_playbook
+from tests.deploy.render import render as render_role
+from tests.deploy.render import repo_inventory, role_play
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles/prometheus"
-INVENTORY = REPO / "inventory/vagrant/hosts.yml"
 PROMTOOL = Path(os.environ.get("PROMTOOL", REPO / ".cache/tools/promtool"))
 # The byte bound the rules' unit tests assume for LogNearFull.
 TEST_CAPACITY = 1_000_000
 
-RENDER_PLAY = [
-    {
-        "name": "Render the Prometheus config and rules",
-        "hosts": "monitoring",
-        "gather_facts": False,
-        "tasks": [
-            {
-                "name": "Load the role's defaults and vars",
-                "ansible.builtin.include_vars": "{{ item }}",
-                "loop": [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml")],
+RENDER_PLAY = role_play(
+    ROLE,
+    "Render the Prometheus config and rules",
+    "monitoring",
+    [
+        {
+            "name": "Render the rules as the role does",
+            "ansible.builtin.template": {
+                "src": str(ROLE / "templates/hazelog-rules.yml.j2"),
+                "dest": "{{ out }}/hazelog-rules.yml",
+                "mode": "0644",
+                "variable_start_string": "[[",
+                "variable_end_string": "]]",
             },
-            {
-                "name": "Run the role's checks",
-                "ansible.builtin.include_tasks": str(ROLE / "tasks/preflight.yml"),
+        },
+        {
+            "name": "Render the config",
+            "ansible.builtin.template": {
+                "src": str(ROLE / "templates/prometheus.yml.j2"),
+                "dest": "{{ out }}/prometheus.yml",
+                "mode": "0644",
             },
-            {
-                "name": "Render the rules as the role does",
-                "ansible.builtin.template": {
-                    "src": str(ROLE / "templates/hazelog-rules.yml.j2"),
-                    "dest": "{{ out }}/hazelog-rules.yml",
-                    "mode": "0644",
-                    "variable_start_string": "[[",
-                    "variable_end_string": "]]",
-                },
-            },
-            {
-                "name": "Render the config",
-                "ansible.builtin.template": {
-                    "src": str(ROLE / "templates/prometheus.yml.j2"),
-                    "dest": "{{ out }}/prometheus.yml",
-                    "mode": "0644",
-                },
-            },
-        ],
-    }
-]
+        },
+    ],
+)
 
 
 def promtool() -> Path:
@@ -76,30 +64,20 @@ def promtool() -> Path:
     return found
 
 
-def repo_inventory() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(INVENTORY.read_text(encoding="utf-8"))
-    return loaded
-
-
 def render(
     out: Path, inventory: dict[str, Any], **extra_vars: Any
 ) -> subprocess.CompletedProcess[str]:
     tool = str(promtool())
-    (out / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    (out / "render.yml").write_text(yaml.safe_dump(RENDER_PLAY), encoding="utf-8")
-    extra = {
-        "out": str(out),
-        "ansible_connection": "local",
-        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+    return render_role(
+        out,
+        RENDER_PLAY,
+        inventory,
         # The preflight looks for the server's binaries; here promtool stands in for both.
-        "prometheus_binary": tool,
-        "prometheus_promtool": tool,
+        prometheus_binary=tool,
+        prometheus_promtool=tool,
         # The config names the rules by absolute path: these, not the host's /etc/prometheus.
-        "prometheus_rules_file": str(out / "hazelog-rules.yml"),
+        prometheus_rules_file=str(out / "hazelog-rules.yml"),
         **extra_vars,
-    }
-    return ansible_playbook(
-        "-i", str(out / "hosts.yml"), str(out / "render.yml"), "-e", json.dumps(extra), timeout=300
     )
 
 
