@@ -11,9 +11,8 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.ansible import REPO, ansible_playbook
-
-INVENTORY = REPO / "inventory/vagrant/hosts.yml"
+from tests.deploy.ansible import ansible_playbook
+from tests.deploy.network import INVENTORY
 
 
 def repo_inventory() -> dict[str, Any]:

@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.deploy.lab import (
     RECOVERY_TIMEOUT,
@@ -25,7 +24,7 @@ from tests.deploy.lab import (
     wait_until,
     whole_and_safe,
 )
-from tests.deploy.network import INVENTORY
+from tests.deploy.render import repo_inventory
 
 pytestmark = pytest.mark.deploy
 
@@ -36,13 +35,8 @@ SCRAPE_TIMEOUT = 120.0
 POSTED = 20
 
 
-def inventory() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(INVENTORY.read_text(encoding="utf-8"))
-    return loaded
-
-
 def prometheus_url() -> str:
-    monitoring = inventory()["all"]["children"]["monitoring"]["hosts"]
+    monitoring = repo_inventory()["all"]["children"]["monitoring"]["hosts"]
     address = next(iter(monitoring.values()))["ansible_host"]
     return f"http://{address}:{PROMETHEUS_PORT}"
 
@@ -51,7 +45,7 @@ def expected_targets() -> dict[str, int]:
     """Targets per scrape job, counted from the inventory: each facade and messages host, each
     logging port twice (the instance and its member's JMX exporter), every host's node
     exporter."""
-    groups = inventory()["all"]["children"]
+    groups = repo_inventory()["all"]["children"]
     instances = sum(len(h["logging_ports"]) for h in groups["logging"]["hosts"].values())
     hosts = {name for group in groups.values() for name in group["hosts"]}
     return {
@@ -197,7 +191,7 @@ def test_a_stopped_instance_goes_down_and_its_alert_fires(lab: Lab) -> None:
 
 def test_metrics_ports_answer_the_monitoring_host_only(lab: Lab) -> None:
     """The firewall: the monitoring host reaches every exporter; another host reaches none."""
-    groups = inventory()["all"]["children"]
+    groups = repo_inventory()["all"]["children"]
     monitor = next(iter(groups["monitoring"]["hosts"]))
     exporters = [(i.address, i.port + JMX_EXPORTER_OFFSET) for i in lab.instances] + [
         (address, 9100) for name, address in lab.addresses.items() if name != monitor
@@ -212,7 +206,7 @@ def test_metrics_ports_answer_the_monitoring_host_only(lab: Lab) -> None:
 
 
 def test_exporters_and_prometheus_listen_on_the_lab_address_only(lab: Lab) -> None:
-    monitor = next(iter(inventory()["all"]["children"]["monitoring"]["hosts"]))
+    monitor = next(iter(repo_inventory()["all"]["children"]["monitoring"]["hosts"]))
     expected: dict[str, list[int]] = {host: [9100] for host in lab.addresses}
     expected[monitor].append(PROMETHEUS_PORT)
     for instance in lab.instances:
