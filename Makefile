@@ -78,12 +78,26 @@ promtool:
 pytest: $(STAMP) artifacts box promtool
 	$(BIN)/pytest -ra --durations=30
 
-.PHONY: test
-# The deploy tests leave the hosts they made up for molecule, which converges them again and
-# ends by destroying them; a failure on the way destroys them too, so no container outlives
-# the run.
-test: lint vagrant-validate mapstore-test
-	HAZELOG_KEEP_HOSTS=1 $(MAKE) --no-print-directory pytest molecule || { vagrant destroy -f; exit 1; }
+# `make test` runs two pipelines at once, each command's output kept together (the 2 cores
+# are not both busy while the hosts boot, deploy and wait for their clusters):
+# - test-local: the MapStore's JUnit tests, then every test that needs no Vagrant host;
+# - test-hosts: molecule makes the hosts and tests a first deployment on them (create,
+#   converge, idempotence, verify with the scenario) and keeps them for the deploy tests,
+#   which start from that converged deployment (HAZELOG_DEPLOYED); then, and after any
+#   failure on the way, molecule destroys them, so no container outlives the run.
+.PHONY: test test-local test-hosts
+test: lint vagrant-validate
+	$(MAKE) --no-print-directory -j2 --output-sync=line test-local test-hosts
+# mapstore-test from the recipe, not as a prerequisite: Maven must not build mapstore/ for it
+# while `artifacts` builds the jar there.
+test-local: $(STAMP) artifacts promtool
+	$(MAKE) --no-print-directory mapstore-test
+	$(BIN)/pytest -ra --durations=15 --ignore=tests/deploy
+DESTROY_HOSTS := { $(BIN)/molecule destroy; vagrant destroy -f; }
+test-hosts: $(STAMP) artifacts box promtool
+	$(BIN)/molecule test --destroy=never || { $(DESTROY_HOSTS); exit 1; }
+	HAZELOG_DEPLOYED=1 $(BIN)/pytest -ra --durations=20 tests/deploy || { $(DESTROY_HOSTS); exit 1; }
+	$(DESTROY_HOSTS)
 
 .PHONY: bench
 bench: $(STAMP) artifacts

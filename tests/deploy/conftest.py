@@ -1,7 +1,9 @@
 """The deployed lab every deploy test module shares: the hosts up (`vagrant up`) and site.yml
-deployed onto them once per session (idempotent, so always run). If the session had to create
-the hosts, it destroys them at the end, unless HAZELOG_KEEP_HOSTS is set (as `make test` does
-for molecule). A test that breaks something leaves the lab as it found it (`restore`)."""
+deployed onto them once per session (idempotent, so always run), unless HAZELOG_DEPLOYED says
+it has just been (`make test`: molecule made the hosts, converged site.yml on them and proved
+it idempotent). If the session had to create the hosts, it destroys them at the end, unless
+HAZELOG_KEEP_HOSTS is set. A test that breaks something leaves the lab as it found it
+(`restore`)."""
 
 from __future__ import annotations
 
@@ -36,12 +38,12 @@ def lab() -> Iterator[Lab]:
     created = set(machine_states().values()) != {"running"}
     try:
         the_lab = hosts_up()
-        deploy = run_playbook("site.yml")
-        assert deploy.returncode == 0, deploy.stdout[-5000:] + deploy.stderr[-3000:]
+        if created or not os.environ.get("HAZELOG_DEPLOYED"):
+            deploy = run_playbook("site.yml")
+            assert deploy.returncode == 0, deploy.stdout[-5000:] + deploy.stderr[-3000:]
         wait_until(lambda: whole_and_safe(the_lab), RECOVERY_TIMEOUT, "the deployed cluster")
         yield the_lab
     finally:
-        # Leave the hosts as they were found: a user's running hosts stay up. `make test`
-        # keeps them for molecule, which ends by destroying them.
+        # Leave the hosts as they were found: a user's running hosts stay up.
         if created and not os.environ.get("HAZELOG_KEEP_HOSTS"):
             run_vagrant("destroy", "-f")
