@@ -26,6 +26,12 @@ from tests.deploy.lab import (
 from tests.deploy.network import REPO
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `leaves_log_full` run last: the log they fill stays (a log keeps what it
+    acknowledged), and every later test would read it whole."""
+    items.sort(key=lambda item: item.get_closest_marker("leaves_log_full") is not None)
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     artifacts = REPO / ".cache/artifacts"

@@ -471,6 +471,7 @@ def member_processes(lab: Lab) -> dict[str, str]:
     }
 
 
+@pytest.mark.leaves_log_full
 def test_small_heap_from_the_inventory_fills_to_507_without_losing_a_member(
     lab: Lab, request: pytest.FixtureRequest
 ) -> None:
