@@ -199,45 +199,55 @@ def record(phase: Phase, text: str, answer: Answer, took: float) -> bool:
     return False
 
 
-async def arrival(url: str, phase: Phase, idle: list[Connection], number: int) -> None:
-    """One open-loop POST, on an idle connection or a new one; no retry."""
+async def arrival(
+    url: str, phase: Phase, idle: asyncio.Queue[Connection], number: int, due: float
+) -> None:
+    """One open-loop POST, due at `due` (perf_counter), on the next idle connection; no
+    retry. Its send lag counts a wait for a connection: the facade answering more slowly
+    than POSTs arrive shows there, not as POSTs quietly left out."""
     parts = urllib.parse.urlsplit(url)
     target = (parts.path or "/").encode()
-    connection = idle.pop() if idle else await connect(parts.hostname or "", parts.port or 80)
+    connection = await idle.get()
     text = f"overload {phase.name} arrival {number}"
     started = time.perf_counter()
+    phase.send_lag.append(started - due)
     try:
         answer = await asyncio.wait_for(connection.post(target, text.encode()), 30)
     except (OSError, TimeoutError) as exc:
         phase.other[type(exc).__name__] += 1
         assert connection.transport is not None
         connection.transport.close()
-        return
-    record(phase, text, answer, answer.arrived - started)
-    idle.append(connection)
+        connection = await connect(parts.hostname or "", parts.port or 80)
+    else:
+        record(phase, text, answer, answer.arrived - started)
+    idle.put_nowait(connection)
 
 
 async def open_loop(url: str, phase: Phase, rate: float, ends_at: float) -> None:
+    """POSTs at `rate` per second over `phase.clients` connections (no more: opening
+    connections without bound would overflow the facade's listen queue)."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port or 80
-    idle = list(await asyncio.gather(*(connect(host, port) for _ in range(phase.clients))))
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for connection in await asyncio.gather(*(connect(host, port) for _ in range(phase.clients))):
+        idle.put_nowait(connection)
     interval, number = 1 / rate, 0
     tasks: set[asyncio.Task[None]] = set()
     due = time.perf_counter()
     while time.monotonic() < ends_at:
         # Every POST due by now goes now: a late loop sends a burst, not fewer POSTs.
-        while due <= (now := time.perf_counter()):
-            phase.send_lag.append(now - due)
+        while due <= time.perf_counter():
             number += 1
-            task = asyncio.create_task(arrival(url, phase, idle, number))
+            task = asyncio.create_task(arrival(url, phase, idle, number, due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             due += interval
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
     await asyncio.gather(*tasks)
-    for connection in idle:
-        assert connection.transport is not None
-        connection.transport.close()
+    while not idle.empty():
+        transport = idle.get_nowait().transport
+        assert transport is not None
+        transport.close()
 
 
 async def client(
