@@ -3,13 +3,20 @@ serves (1x) and under four times as many clients (4x). A measurement, not a test
 figures and asserts nothing about time.
 
     .venv/bin/python -m tests.integration.overload [--max-pending 128] [--clients N]
-        [--seconds 15] [--honor-retry-after] [--prioritize]
+        [--seconds 15] [--honor-retry-after] [--open-loop] [--prioritize]
 
 1x is as many clients as the facade holds messages (its max_pending, default 128): the most
 it serves without turning anyone away. Clients connect, then start one after the other over
 the first second; each is closed-loop with no think time: it POSTs a fresh message, waits
 for the answer and sends the next at once, also after a 503 (a client that ignores
 Retry-After, the worst case), or with --honor-retry-after sleeps as the header says.
+
+A closed-loop client that retries at once offers whatever load the facade answers, not 4x:
+its rejections wait behind every other client's (clients / answers per second). With
+--open-loop, 4x is instead an arrival rate, four times the accepted POSTs per second of the
+1x phase: each POST is sent on its own schedule (evenly spaced) on an idle connection (a
+new one if none is), whatever happened to the others, and is not retried; how late this
+process sent them is printed too (send lag), as is the rate it reached.
 Printed per phase: accepted POSTs and their p50/p99, rejections (503 overloaded) with their
 count and max latency, any other answer, how late this process's own event loop ran (a
 latency measured here includes it), and how many connections overflowed a listen queue
@@ -55,6 +62,7 @@ class Phase:
     rejected_texts: set[str] = field(default_factory=set)
     loop_lag: list[float] = field(default_factory=list)  # seconds this process's loop ran late
     seconds: float = 0.0
+    send_lag: list[float] = field(default_factory=list)  # open loop: seconds sent late
     # Connections the kernel dropped from a full listen queue meanwhile (machine-wide count).
     listen_overflows: int = 0
 
@@ -62,6 +70,15 @@ class Phase:
         return {
             "clients": self.clients,
             "seconds": round(self.seconds, 1),
+            **(
+                {
+                    "offered_per_s": round(len(self.send_lag) / self.seconds),
+                    "send_lag_p99_ms": ms(percentile(self.send_lag, 99)),
+                    "send_lag_max_ms": ms(max(self.send_lag)),
+                }
+                if self.send_lag
+                else {}
+            ),
             "accepted": len(self.accepted),
             "accepted_per_s": round(len(self.accepted) / self.seconds),
             "accepted_p50_ms": ms(percentile(self.accepted, 50)),
@@ -168,6 +185,71 @@ async def connect(host: str, port: int) -> Connection:
     return protocol
 
 
+def record(phase: Phase, text: str, answer: Answer, took: float) -> bool:
+    """Count one answer in its phase; True if it turned the POST away for overload."""
+    if answer.status == 201:
+        phase.accepted.append(took)
+        phase.acknowledged[json.loads(answer.body)["uuid"]] = text
+    elif answer.status == 503 and json.loads(answer.body).get("error") == "overloaded":
+        phase.rejected.append(took)
+        phase.rejected_texts.add(text)
+        return True
+    else:
+        phase.other[f"HTTP {answer.status}"] += 1
+    return False
+
+
+async def arrival(
+    url: str, phase: Phase, idle: asyncio.Queue[Connection], number: int, due: float
+) -> None:
+    """One open-loop POST, due at `due` (perf_counter), on the next idle connection; no
+    retry. Its send lag counts a wait for a connection: the facade answering more slowly
+    than POSTs arrive shows there, not as POSTs quietly left out."""
+    parts = urllib.parse.urlsplit(url)
+    target = (parts.path or "/").encode()
+    connection = await idle.get()
+    text = f"overload {phase.name} arrival {number}"
+    started = time.perf_counter()
+    phase.send_lag.append(started - due)
+    try:
+        answer = await asyncio.wait_for(connection.post(target, text.encode()), 30)
+    except (OSError, TimeoutError) as exc:
+        phase.other[type(exc).__name__] += 1
+        assert connection.transport is not None
+        connection.transport.close()
+        connection = await connect(parts.hostname or "", parts.port or 80)
+    else:
+        record(phase, text, answer, answer.arrived - started)
+    idle.put_nowait(connection)
+
+
+async def open_loop(url: str, phase: Phase, rate: float, ends_at: float) -> None:
+    """POSTs at `rate` per second over `phase.clients` connections (no more: opening
+    connections without bound would overflow the facade's listen queue)."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 80
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for connection in await asyncio.gather(*(connect(host, port) for _ in range(phase.clients))):
+        idle.put_nowait(connection)
+    interval, number = 1 / rate, 0
+    tasks: set[asyncio.Task[None]] = set()
+    due = time.perf_counter()
+    while time.monotonic() < ends_at:
+        # Every POST due by now goes now: a late loop sends a burst, not fewer POSTs.
+        while due <= time.perf_counter():
+            number += 1
+            task = asyncio.create_task(arrival(url, phase, idle, number, due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            due += interval
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    while not idle.empty():
+        transport = idle.get_nowait().transport
+        assert transport is not None
+        transport.close()
+
+
 async def client(
     url: str, phase: Phase, number: int, ends_at: float, honor_retry_after: bool
 ) -> None:
@@ -189,25 +271,24 @@ async def client(
             connection.transport.close()
             connection = await connect(host, port)
             continue
-        took = answer.arrived - started
-        if answer.status == 201:
-            phase.accepted.append(took)
-            phase.acknowledged[json.loads(answer.body)["uuid"]] = text
-        elif answer.status == 503 and json.loads(answer.body).get("error") == "overloaded":
-            phase.rejected.append(took)
-            phase.rejected_texts.add(text)
-            if honor_retry_after:
-                match = _RETRY_AFTER.search(answer.head)
-                await asyncio.sleep(int(match[1]) if match else 1)
-        else:
-            phase.other[f"HTTP {answer.status}"] += 1
+        rejected = record(phase, text, answer, answer.arrived - started)
+        if rejected and honor_retry_after:
+            match = _RETRY_AFTER.search(answer.head)
+            await asyncio.sleep(int(match[1]) if match else 1)
     assert connection.transport is not None
     connection.transport.close()
 
 
 async def run_phase(
-    url: str, name: str, clients: int, seconds: float, honor_retry_after: bool
+    url: str,
+    name: str,
+    clients: int,
+    seconds: float,
+    honor_retry_after: bool,
+    rate: float | None = None,
 ) -> Phase:
+    """Closed loop with `clients` clients, or with `rate`, open loop at `rate` POSTs per
+    second over at least `clients` connections."""
     phase = Phase(name, clients)
     # A full collection over what the phase has recorded stalls this loop for a long time.
     gc.collect()
@@ -215,10 +296,12 @@ async def run_phase(
     started = time.monotonic()
     ends_at = started + seconds
     overflows = listen_overflows()
-    await asyncio.gather(
-        probe_loop(phase, ends_at),
-        *(client(url, phase, n, ends_at, honor_retry_after) for n in range(clients)),
+    load = (
+        [open_loop(url, phase, rate, ends_at)]
+        if rate is not None
+        else [client(url, phase, n, ends_at, honor_retry_after) for n in range(clients)]
     )
+    await asyncio.gather(probe_loop(phase, ends_at), *load)
     phase.seconds = time.monotonic() - started
     phase.listen_overflows = listen_overflows() - overflows
     gc.enable()
@@ -237,14 +320,13 @@ async def stored_messages(url: str) -> list[dict[str, Any]]:
 
 
 async def measure(
-    topology: Topology, clients: int, seconds: float, honor_retry_after: bool
+    topology: Topology, clients: int, seconds: float, honor_retry_after: bool, open_loop: bool
 ) -> dict[str, Any]:
     url = topology.facade_url
     await run_phase(url, "warmup", clients, min(seconds, 3.0), honor_retry_after)
-    phases = [
-        await run_phase(url, "1x", clients, seconds, honor_retry_after),
-        await run_phase(url, "4x", 4 * clients, seconds, honor_retry_after),
-    ]
+    capacity = await run_phase(url, "1x", clients, seconds, honor_retry_after)
+    rate = 4 * len(capacity.accepted) / capacity.seconds if open_loop else None
+    phases = [capacity, await run_phase(url, "4x", 4 * clients, seconds, honor_retry_after, rate)]
     stored = await stored_messages(url)
     by_text = Counter(m["msg"] for m in stored)
     stored_uuids = {m["uuid"] for m in stored}
@@ -253,6 +335,7 @@ async def measure(
     one_x, four_x = (phase.figures() for phase in phases)
     return {
         "honor_retry_after": honor_retry_after,
+        "open_loop_4x": open_loop,
         "1x": one_x,
         "4x": four_x,
         "p99_4x_over_1x": round(four_x["accepted_p99_ms"] / one_x["accepted_p99_ms"], 2),
@@ -305,6 +388,11 @@ def main() -> None:
         "--honor-retry-after", action="store_true", help="a rejected client waits as told"
     )
     parser.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="4x is an arrival rate: four times the 1x phase's accepted POSTs per second",
+    )
+    parser.add_argument(
         "--prioritize",
         action="store_true",
         help="nice -10 for the facade and this client (root): as if they had their own cores, "
@@ -318,7 +406,9 @@ def main() -> None:
                 for pid in (topology.running["facade"].pid, os.getpid()):
                     os.setpriority(os.PRIO_PROCESS, pid, -10)
             clients = args.clients or args.max_pending
-            figures = asyncio.run(measure(topology, clients, args.seconds, args.honor_retry_after))
+            figures = asyncio.run(
+                measure(topology, clients, args.seconds, args.honor_retry_after, args.open_loop)
+            )
             figures = {"max_pending": args.max_pending, "prioritize": args.prioritize, **figures}
         finally:
             topology.stop_all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -274,6 +275,60 @@ async def test_past_max_pending_a_post_is_turned_away_before_its_body_is_read() 
         assert json.loads(body)["error"] == "overloaded"
     assert after[0] == 400, after[2]
     assert [p["msg"] for p in one.posted] == ["a"]
+
+
+async def test_past_max_pending_a_post_is_answered_before_its_body_arrives() -> None:
+    """A full facade answers a POST on its headers: the client has sent half its body and
+    gets the 503 without sending the rest (a facade that reads the body first never answers
+    it, and the wait below turns that into a failure)."""
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return await store_ok(request)
+
+    async with (
+        fake_backend(held) as one,
+        facade(config([one.url], max_pending=1, deadline=30.0, request_timeout=30.0)) as url,
+    ):
+        first = asyncio.create_task(fetch_json("POST", url + "/", data=b"a"))
+
+        async def sent() -> bool:
+            return len(one.posted) == 1
+
+        await wait_until(sent)
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhalf ")
+        await writer.drain()
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        finally:
+            writer.close()
+        release.set()
+        assert (await first)[0] == 201
+    assert head.startswith(b"HTTP/1.1 503"), head
+    assert b"retry-after:" in head.lower()
+    assert [p["msg"] for p in one.posted] == ["a"]
+
+
+async def test_a_post_is_stored_whole_and_limited_though_its_body_is_read_late() -> None:
+    """The POST route reads its body itself (after the overload check): all of it, in
+    pieces or chunked, and still no more than the body limit."""
+    async with (
+        fake_backend(store_ok) as one,
+        facade(config([one.url], max_body_bytes=1000)) as url,
+    ):
+
+        async def pieces(*texts: bytes) -> AsyncIterator[bytes]:
+            for text in texts:
+                yield text
+
+        status, _ = await fetch_json("POST", url + "/", data=pieces(b"in ", b"three ", b"pieces"))
+        too_big, answer = await fetch_json("POST", url + "/", data=pieces(b"x" * 600, b"y" * 600))
+    assert status == 201
+    assert [p["msg"] for p in one.posted] == ["in three pieces"]
+    assert (too_big, answer["error"]) == (413, "payload_too_large")
 
 
 def test_max_pending_is_configurable_with_a_default() -> None:

@@ -47,7 +47,13 @@ from hazelog.facade.openapi import OPENAPI_PATH, openapi_document
 from hazelog.facade.plain_text import render_lines
 from hazelog.facade.status import render_page, status_document
 from hazelog.web.app import ServiceApp, ServiceContext, build_app
-from hazelog.web.body import is_json, read_json_object, read_text, require_message
+from hazelog.web.body import (
+    is_json,
+    read_json_object,
+    read_text,
+    receive_body,
+    require_message,
+)
 from hazelog.web.errors import ApiError, error_body
 from hazelog.web.paging import Cursor, next_link, page_query
 
@@ -115,6 +121,27 @@ def overloaded(ctx: FacadeContext, reason: str) -> HTTPResponse:
     )
 
 
+def overload_bodies(max_pending: int) -> dict[int, bytes]:
+    """The answer to a POST turned away because the facade is full, encoded once per
+    Retry-After value: under overload most requests get it, so it should cost next to
+    nothing (the facade holds exactly max_pending messages whenever it answers it)."""
+    reason = f"{max_pending} messages are waiting to be stored already"
+    return {
+        seconds: dumps(error_body("overloaded", f"{reason}; retry in {seconds} s")).encode()
+        for seconds in range(RETRY_AFTER[0], RETRY_AFTER[1] + 1)
+    }
+
+
+def full(ctx: FacadeContext) -> HTTPResponse:
+    seconds = ctx.retry_rng.randint(*RETRY_AFTER)
+    return HTTPResponse(
+        ctx.overload_bodies[seconds],
+        status=503,
+        headers={"Retry-After": str(seconds)},
+        content_type="application/json",
+    )
+
+
 class FacadeContext(ServiceContext):
     """The facade's state: the logging instances (pool, readiness), the HTTP client session
     (open while the server runs) and the batcher that carries POSTs to the instances."""
@@ -133,6 +160,7 @@ class FacadeContext(ServiceContext):
         )
         self.stats = FacadeMetrics(self.metrics, self.pool)
         self.retry_rng = rng or random.Random()
+        self.overload_bodies = overload_bodies(config.max_pending)
         self.messages_url = str(config.messages_url)
         self.openapi = openapi_document(config.max_body_bytes)
         self.ready_instances: set[str] = set()
@@ -231,14 +259,18 @@ async def openapi(request: FacadeRequest) -> HTTPResponse:
     return json(request.app.ctx.openapi)
 
 
-@routes.post("/")
+# stream=True: Sanic leaves the body unread until the handler asks for it, so that a POST
+# turned away for overload is answered on its headers alone.
+@routes.post("/", stream=True)
 async def accept(request: FacadeRequest) -> HTTPResponse:
     ctx = request.app.ctx
-    # Full: turned away before any work on the request (headers, body, UUID), so that under
-    # overload a rejection takes as little of the one event loop as possible. Nothing is
+    # Full: turned away before any work on the request (body, headers, UUID), so that under
+    # overload a rejection takes as little of the one event loop as possible, and a client
+    # sending a big or slow body (or waiting for 100 Continue) learns at once. Nothing is
     # stored, so whatever the request holds, the client may send it again later.
     if ctx.batcher.full:
-        return overloaded(ctx, ctx.batcher.full_detail())
+        return full(ctx)
+    await receive_body(request, ctx.config.max_body_bytes)
     # Validate first: a rejected request never reaches a logging instance.
     key = idempotency_key(request)
     msg = message_from_request(request, ctx.config.max_body_bytes)
