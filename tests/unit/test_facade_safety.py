@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,7 +21,15 @@ from hazelog.facade.idempotency import HEADER, NAMESPACE, message_uuid, parse_ke
 from hazelog.facade.plain_text import escape_line
 from hazelog.logging_service.store import StoredMessage
 from hazelog.web.errors import ApiError
-from tests.unit.servers import dead_url, fake_backend, fetch, fetch_json, serve_app, wait_until
+from tests.unit.servers import (
+    FakeBackend,
+    dead_url,
+    fake_backend,
+    fetch,
+    fetch_json,
+    serve_app,
+    wait_until,
+)
 from tests.unit.test_facade import (
     ConfiguredOrder,
     FrozenClock,
@@ -241,9 +250,10 @@ async def test_past_max_pending_a_post_is_503_with_retry_after_and_nothing_is_se
     assert sorted(sent) == ["a", "b"]
 
 
-async def test_past_max_pending_a_post_is_turned_away_before_its_body_is_read() -> None:
-    """The overload check comes first: a body that would be a 400 is not even parsed (nothing
-    is stored either way, so the client learns about its body when it comes back)."""
+@asynccontextmanager
+async def full_facade() -> AsyncIterator[tuple[str, FakeBackend, asyncio.Event, asyncio.Task[Any]]]:
+    """A facade that holds max_pending=1 message, held by its backend until `release` is set:
+    (its URL, the backend, release, the POST it holds)."""
     release = asyncio.Event()
 
     async def held(request: web.Request) -> web.StreamResponse:
@@ -260,6 +270,13 @@ async def test_past_max_pending_a_post_is_turned_away_before_its_body_is_read() 
             return len(one.posted) == 1
 
         await wait_until(sent)
+        yield url, one, release, first
+
+
+async def test_past_max_pending_a_post_is_turned_away_before_its_body_is_read() -> None:
+    """The overload check comes first: a body that would be a 400 is not even parsed (nothing
+    is stored either way, so the client learns about its body when it comes back)."""
+    async with full_facade() as (url, one, release, first):
         bad_json = await fetch(
             "POST", url + "/", data=b"{not json", headers={"Content-Type": "application/json"}
         )
@@ -281,22 +298,7 @@ async def test_past_max_pending_a_post_is_answered_before_its_body_arrives() -> 
     """A full facade answers a POST on its headers: the client has sent half its body and
     gets the 503 without sending the rest (a facade that reads the body first never answers
     it, and the wait below turns that into a failure)."""
-    release = asyncio.Event()
-
-    async def held(request: web.Request) -> web.StreamResponse:
-        await release.wait()
-        return await store_ok(request)
-
-    async with (
-        fake_backend(held) as one,
-        facade(config([one.url], max_pending=1, deadline=30.0, request_timeout=30.0)) as url,
-    ):
-        first = asyncio.create_task(fetch_json("POST", url + "/", data=b"a"))
-
-        async def sent() -> bool:
-            return len(one.posted) == 1
-
-        await wait_until(sent)
+    async with full_facade() as (url, one, release, first):
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhalf ")
