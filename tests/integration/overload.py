@@ -185,6 +185,20 @@ async def connect(host: str, port: int) -> Connection:
     return protocol
 
 
+async def post(
+    phase: Phase, connection: Connection, host: str, port: int, target: bytes, text: str
+) -> tuple[Connection, Answer | None]:
+    """POST `text`; on a connection error or no answer within 30 s, count it in the phase and
+    answer None with a new connection in place of the broken one."""
+    try:
+        return connection, await asyncio.wait_for(connection.post(target, text.encode()), 30)
+    except (OSError, TimeoutError) as exc:
+        phase.other[type(exc).__name__] += 1
+        assert connection.transport is not None
+        connection.transport.close()
+        return await connect(host, port), None
+
+
 def record(phase: Phase, text: str, answer: Answer, took: float) -> bool:
     """Count one answer in its phase; True if it turned the POST away for overload."""
     if answer.status == 201:
@@ -211,14 +225,10 @@ async def arrival(
     text = f"overload {phase.name} arrival {number}"
     started = time.perf_counter()
     phase.send_lag.append(started - due)
-    try:
-        answer = await asyncio.wait_for(connection.post(target, text.encode()), 30)
-    except (OSError, TimeoutError) as exc:
-        phase.other[type(exc).__name__] += 1
-        assert connection.transport is not None
-        connection.transport.close()
-        connection = await connect(parts.hostname or "", parts.port or 80)
-    else:
+    connection, answer = await post(
+        phase, connection, parts.hostname or "", parts.port or 80, target, text
+    )
+    if answer is not None:
         record(phase, text, answer, answer.arrived - started)
     idle.put_nowait(connection)
 
@@ -263,13 +273,8 @@ async def client(
         sequence += 1
         text = f"overload {phase.name} client {number} message {sequence}"
         started = time.perf_counter()
-        try:
-            answer = await asyncio.wait_for(connection.post(target, text.encode()), 30)
-        except (OSError, TimeoutError) as exc:
-            phase.other[type(exc).__name__] += 1
-            assert connection.transport is not None
-            connection.transport.close()
-            connection = await connect(host, port)
+        connection, answer = await post(phase, connection, host, port, target, text)
+        if answer is None:
             continue
         rejected = record(phase, text, answer, answer.arrived - started)
         if rejected and honor_retry_after:
