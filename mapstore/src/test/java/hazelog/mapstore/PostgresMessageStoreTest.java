@@ -62,7 +62,9 @@ class PostgresMessageStoreTest {
         properties.setProperty("user", TestPostgres.USER);
         properties.setProperty("password", TestPostgres.PASSWORD);
         properties.setProperty("table", table);
-        properties.setProperty("connect-timeout-seconds", "2");
+        // Generous: a healthy PostgreSQL on a busy machine (make test runs the hosts meanwhile)
+        // took over 2 s to accept; a stopped one refuses at once, so the outage tests stay fast.
+        properties.setProperty("connect-timeout-seconds", "10");
         properties.setProperty("initial-load-wait-seconds", "30");
         return properties;
     }
