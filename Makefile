@@ -94,7 +94,10 @@ test-local: $(STAMP) artifacts promtool
 	$(MAKE) --no-print-directory mapstore-test
 	$(BIN)/pytest -ra --durations=15 --ignore=tests/deploy
 DESTROY_HOSTS := { $(BIN)/molecule destroy; vagrant destroy -f; }
+# It starts from fresh hosts and a fresh molecule state (an interrupted run leaves molecule
+# believing its hosts exist, and it would skip create).
 test-hosts: $(STAMP) artifacts box promtool
+	$(DESTROY_HOSTS)
 	$(BIN)/molecule test --destroy=never || { $(DESTROY_HOSTS); exit 1; }
 	HAZELOG_DEPLOYED=1 $(BIN)/pytest -ra --durations=20 tests/deploy || { $(DESTROY_HOSTS); exit 1; }
 	$(DESTROY_HOSTS)
