@@ -80,17 +80,20 @@ pytest: $(STAMP) artifacts box promtool
 
 # `make test` runs two pipelines at once, each command's output kept together (the 2 cores
 # are not both busy while the hosts boot, deploy and wait for their clusters):
-# - test-local: the MapStore's JUnit tests, then every test that needs no Vagrant host;
+# - test-local: lint, `vagrant validate`, the MapStore's JUnit tests, then every test that
+#   needs no Vagrant host;
 # - test-hosts: molecule makes the hosts and tests a first deployment on them (create,
 #   converge, idempotence, verify with the scenario) and keeps them for the deploy tests,
 #   which start from that converged deployment (HAZELOG_DEPLOYED); then, and after any
 #   failure on the way, molecule destroys them, so no container outlives the run.
 .PHONY: test test-local test-hosts
-test: lint vagrant-validate
-	$(MAKE) --no-print-directory -j2 --output-sync=line test-local test-hosts
+# The Debian packages and the venv first, alone (two apt-get at once would fight over dpkg's
+# lock); then test-hosts first, so that its box (on a fresh machine) starts before the lint.
+test: $(STAMP)
+	$(MAKE) --no-print-directory -j2 --output-sync=line test-hosts test-local
 # mapstore-test from the recipe, not as a prerequisite: Maven must not build mapstore/ for it
 # while `artifacts` builds the jar there.
-test-local: $(STAMP) artifacts promtool
+test-local: lint vagrant-validate $(STAMP) artifacts promtool
 	$(MAKE) --no-print-directory mapstore-test
 	$(BIN)/pytest -ra --durations=15 --ignore=tests/deploy
 DESTROY_HOSTS := { $(BIN)/molecule destroy; vagrant destroy -f; }
