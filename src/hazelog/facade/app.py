@@ -112,20 +112,10 @@ def unavailable(exc: NoInstanceAvailable) -> HTTPResponse:
     )
 
 
-def overloaded(ctx: FacadeContext, reason: str) -> HTTPResponse:
-    seconds = ctx.retry_rng.randint(*RETRY_AFTER)
-    return json(
-        error_body("overloaded", f"{reason}; retry in {seconds} s"),
-        status=503,
-        headers={"Retry-After": str(seconds)},
-    )
-
-
-def overload_bodies(max_pending: int) -> dict[int, bytes]:
+def overload_bodies(reason: str) -> dict[int, bytes]:
     """The answer to a POST turned away because the facade is full, encoded once per
     Retry-After value: under overload most requests get it, so it should cost next to
     nothing (the facade holds exactly max_pending messages whenever it answers it)."""
-    reason = f"{max_pending} messages are waiting to be stored already"
     return {
         seconds: dumps(error_body("overloaded", f"{reason}; retry in {seconds} s")).encode()
         for seconds in range(RETRY_AFTER[0], RETRY_AFTER[1] + 1)
@@ -160,7 +150,6 @@ class FacadeContext(ServiceContext):
         )
         self.stats = FacadeMetrics(self.metrics, self.pool)
         self.retry_rng = rng or random.Random()
-        self.overload_bodies = overload_bodies(config.max_pending)
         self.messages_url = str(config.messages_url)
         self.openapi = openapi_document(config.max_body_bytes)
         self.ready_instances: set[str] = set()
@@ -173,6 +162,7 @@ class FacadeContext(ServiceContext):
             size=payload_size,
             max_pending=config.max_pending,
         )
+        self.overload_bodies = overload_bodies(self.batcher.full_detail())
         Gauge(
             "hazelog_facade_pending_messages",
             "Messages the facade holds: batched or on their way to a logging instance",
@@ -283,8 +273,8 @@ async def accept(request: FacadeRequest) -> HTTPResponse:
     except NoInstanceAvailable as exc:
         log.warning("no logging instance stored %s: %s", uuid, exc.detail)
         return unavailable(exc)
-    except BatcherFull as exc:
-        return overloaded(ctx, str(exc))
+    except BatcherFull:
+        return full(ctx)
     except BatcherError as exc:
         log.warning("message %s not stored: %s", uuid, exc)
         return json(error_body("unavailable", f"message not stored: {exc}"), status=503)

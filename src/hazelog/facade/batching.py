@@ -89,7 +89,8 @@ class Batcher(Generic[P, R]):
         return self._max_pending is not None and self.pending >= self._max_pending
 
     def full_detail(self) -> str:
-        return f"{self.pending} messages are waiting to be stored already"
+        """Why a full batcher refuses: it holds exactly max_pending payloads then."""
+        return f"{self._max_pending} messages are waiting to be stored already"
 
     async def submit(self, payload: P, deadline: float) -> R:
         """The payload's result, once the batch it went out in is answered; `deadline`
