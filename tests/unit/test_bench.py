@@ -28,6 +28,7 @@ from hazelog_tools.bench.results import (
     report_text,
 )
 from hazelog_tools.bench.storage import percentile
+from hazelog_tools.bench.warmup import settled, slices
 from hazelog_tools.bench.wrk import (
     Load,
     WrkError,
@@ -211,6 +212,8 @@ def test_smoke_run_against_bare_sanic_prints_the_table_and_writes_json_and_plot(
         "1",
         "--warmup",
         "1",
+        "--warmup-max",
+        "6",
         "--runs",
         "2",
         "--out",
@@ -229,5 +232,25 @@ def test_smoke_run_against_bare_sanic_prints_the_table_and_writes_json_and_plot(
         assert len(figure["runs"]) == 2
         assert figure["rps"] > 0
         assert figure["errors"] == 0
+    warm_up = data["meta"]["warmup"]["bare Sanic POST"]
+    assert 3 <= len(warm_up["slices_req_s"]) <= 6
+    assert all(rate > 0 for rate in warm_up["slices_req_s"])
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
     assert all(t["met"] is None for t in data["targets"])
+
+
+def test_a_warm_up_is_settled_once_two_slices_stop_climbing() -> None:
+    assert not settled([1000, 1500])  # too few to tell
+    assert not settled([1000, 1500, 1600])  # still climbing
+    assert not settled([1000, 1500, 1520, 1700])  # the last slice climbed again
+    assert settled([1000, 1500, 1520, 1540])  # within 5 % of the best before them
+    assert settled([1000, 1500, 1400, 1450])  # a fall is noise, not warming
+    assert settled([1000, 1500, 1560, 1570], climb=0.05)
+    assert not settled([1000, 1500, 1560, 1580], climb=0.05)
+
+
+def test_warm_up_slices_are_at_least_three_and_bounded() -> None:
+    assert slices(1, 90, 5) == (3, 18)
+    assert slices(40, 90, 5) == (8, 18)
+    assert slices(100, 90, 5) == (20, 20)  # a minimum above the maximum wins
+    assert slices(1, 6, 1) == (3, 6)

@@ -83,7 +83,22 @@ def write_outputs(report: Report, out_dir: Path) -> tuple[str, Path, Path]:
     show_default=True,
     help="Seconds per GET-by-size run.",
 )
-@click.option("--warmup", type=click.FloatRange(min=1), default=1.0, show_default=True)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=1),
+    default=1.0,
+    show_default=True,
+    help="Least seconds of warm-up per throughput stage (at least 3 runs of --duration), and "
+    "the seconds of the GET warm-ups.",
+)
+@click.option(
+    "--warmup-max",
+    type=click.FloatRange(min=5),
+    default=90.0,
+    show_default=True,
+    help="Most seconds of warm-up per throughput stage: it ends sooner once the throughput "
+    "stops climbing.",
+)
 @click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option(
     "--get-size",
@@ -113,6 +128,7 @@ def bench(
     duration: float,
     size_duration: float,
     warmup: float,
+    warmup_max: float,
     runs: int,
     get_size: int,
     jar: Path,
@@ -126,6 +142,7 @@ def bench(
         duration=duration,
         size_duration=size_duration,
         warmup=warmup,
+        warmup_max=warmup_max,
         runs=runs,
         get_size=get_size,
         jar=jar,

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from hazelog_tools.bench import warmup
 from hazelog_tools.bench.postgres import throwaway_postgres
 from hazelog_tools.bench.processes import Topology, bare_sanic, local_topology
 from hazelog_tools.bench.results import (
@@ -76,6 +77,7 @@ class Plan:
     duration: float = 5.0
     size_duration: float = 5.0
     warmup: float = 1.0
+    warmup_max: float = 90.0
     runs: int = 3
     # Messages in the map while the end-to-end GET's throughput is measured.
     get_size: int = 1_000
@@ -141,6 +143,7 @@ def _meta(plan: Plan) -> dict[str, Any]:
             "duration_s": plan.duration,
             "size_duration_s": plan.size_duration,
             "warmup_s": plan.warmup,
+            "warmup_max_s": plan.warmup_max,
             "runs": plan.runs,
             "get_size": plan.get_size,
         },
@@ -268,8 +271,7 @@ class Bench:
             return
         figures = self._figures(list(loads))
         for stage, load in loads.items():
-            self.progress(f"warm-up {stage}")
-            await load(16, self.plan.warmup)
+            await self._warm_up(stage, load)
         # Rounds: every stage and concurrency once per round, so a burst of noise from other
         # processes on the machine lands on all of them rather than on one stage's runs.
         for round_ in range(1, self.plan.runs + 1):
@@ -279,6 +281,26 @@ class Bench:
                     measurement = await load(concurrency, self.plan.duration)
                     figures[stage, concurrency].runs.append(measurement)
                     self._note(f"{stage} c{concurrency}", measurement)
+
+    async def _warm_up(self, stage: str, load: Callable[[int, float], Any]) -> None:
+        """Runs at the top concurrency until the throughput stops climbing (warmup.py)."""
+        slice_s = self.plan.duration
+        fewest, most = warmup.slices(self.plan.warmup, self.plan.warmup_max, slice_s)
+        concurrency = max(self.plan.concurrency)
+        rates: list[float] = []
+        while len(rates) < most and (len(rates) < fewest or not warmup.settled(rates)):
+            measurement: Measurement = await load(concurrency, slice_s)
+            rates.append(measurement.rps)
+        verdict = "settled" if warmup.settled(rates) else "still climbing at the limit"
+        self.progress(
+            f"warm-up {stage} c{concurrency}: "
+            + " > ".join(f"{rate:,.0f}" for rate in rates)
+            + f" req/s ({verdict}, {len(rates) * slice_s:.0f} s)"
+        )
+        self.report.meta.setdefault("warmup", {})[stage] = {
+            "slices_req_s": [round(rate, 1) for rate in rates],
+            "settled": warmup.settled(rates),
+        }
 
     async def _gets(self, topology: Topology, storage: Storage) -> None:
         size = self.plan.get_size
