@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,47 @@ def test_the_vagrantfile_validates() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_a_service_role_stops_when_the_hazelog_venv_is_missing(
+    tmp_path: Path, installed: bool
+) -> None:
+    venv = tmp_path / "venv"
+    if installed:
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin/hazelog").write_text("#!/bin/sh\n", encoding="utf-8")
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "The common venv check, as the service roles' preflight runs it",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Check that the hazelog venv is installed",
+                            "ansible.builtin.import_role": {
+                                "name": "common",
+                                "tasks_from": "hazelog_installed.yml",
+                            },
+                            "vars": {"common_hazelog_venv": str(venv)},
+                        }
+                    ],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    # This controller's own Python: discovery may find a shim without the interpreter behind it.
+    python = f"ansible_python_interpreter={sys.executable}"
+    done = ansible_playbook("-i", "localhost,", "-e", python, str(playbook), timeout=120)
+    output = done.stdout + done.stderr
+    if installed:
+        assert done.returncode == 0, output
+    else:
+        assert done.returncode != 0, output
+        assert f"{venv}/bin/hazelog is missing on localhost" in output, output
+        assert "the app play" in output, output
