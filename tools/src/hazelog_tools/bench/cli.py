@@ -93,7 +93,7 @@ def write_outputs(report: Report, out_dir: Path) -> tuple[str, Path, Path]:
 )
 @click.option(
     "--warmup-max",
-    type=click.FloatRange(min=5),
+    type=click.FloatRange(min=1),
     default=90.0,
     show_default=True,
     help="Most seconds of warm-up per throughput stage: it ends sooner once the throughput "
