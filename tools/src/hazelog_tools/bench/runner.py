@@ -291,7 +291,8 @@ class Bench:
         while len(rates) < most and (len(rates) < fewest or not warmup.settled(rates)):
             measurement: Measurement = await load(concurrency, slice_s)
             rates.append(measurement.rps)
-        verdict = "settled" if warmup.settled(rates) else "still climbing at the limit"
+        settled = warmup.settled(rates)
+        verdict = "settled" if settled else "still climbing at the limit"
         self.progress(
             f"warm-up {stage} c{concurrency}: "
             + " > ".join(f"{rate:,.0f}" for rate in rates)
@@ -299,7 +300,7 @@ class Bench:
         )
         self.report.meta.setdefault("warmup", {})[stage] = {
             "slices_req_s": [round(rate, 1) for rate in rates],
-            "settled": warmup.settled(rates),
+            "settled": settled,
         }
 
     async def _gets(self, topology: Topology, storage: Storage) -> None:

@@ -217,9 +217,7 @@ public final class PostgresMessageStore implements MapStore<String, HazelcastJso
             }
             connection.setAutoCommit(false);
             try {
-                if (!replacing.isEmpty()) {
-                    upsert(connection, replacing);
-                }
+                upsert(connection, replacing);
                 Map<String, RuntimeException> refused = adding.isEmpty() ? Map.of() : insertNew(connection, adding);
                 connection.commit();
                 return refused;
